@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package conns
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Transport is the layer-4 protocol of a connection.
+type Transport uint8
+
+const (
+	TransportTCP Transport = iota + 1
+	TransportUDP
+)
+
+// String returns the semantic-convention value of network.transport.
+func (t Transport) String() string {
+	switch t {
+	case TransportTCP:
+		return "tcp"
+	case TransportUDP:
+		return "udp"
+	}
+	return "unknown"
+}
+
+// Direction says which end opened the connection, seen from the local socket.
+type Direction uint8
+
+const (
+	DirectionUnknown Direction = iota
+	// DirectionIncoming: the local socket accepted it (TCP) or is bound to a
+	// fixed port and was reached by the peer (UDP).
+	DirectionIncoming
+	// DirectionOutgoing: the local socket connected (TCP) or sent from an
+	// ephemeral port (UDP).
+	DirectionOutgoing
+)
+
+// String returns the value used for ebpfnet.connection.direction.
+func (d Direction) String() string {
+	switch d {
+	case DirectionIncoming:
+		return "incoming"
+	case DirectionOutgoing:
+		return "outgoing"
+	}
+	return "unknown"
+}
+
+// Flags record which side has sent payload so far.
+type Flags uint8
+
+const (
+	// FlagLocalInit: the local end sent payload.
+	FlagLocalInit Flags = 1 << iota
+	// FlagRemoteInit: the remote end sent payload that the local end received.
+	FlagRemoteInit
+	// FlagAssured: payload went both ways.
+	FlagAssured = FlagLocalInit | FlagRemoteInit
+)
+
+// Key identifies a connection. For TCP it is one socket; for an unconnected
+// UDP socket there is one Key per peer the socket exchanged datagrams with.
+// Addresses are unmapped: an IPv4 peer of a dual-stack IPv6 socket is IPv4.
+type Key struct {
+	Local     netip.AddrPort
+	Peer      netip.AddrPort
+	Netns     uint32 // inode of the network namespace
+	PID       uint32 // process (thread group) id
+	Transport Transport
+}
+
+// IsIPv6 reports whether the connection runs over IPv6 on the wire.
+func (k Key) IsIPv6() bool { return k.Local.Addr().Is6() || k.Peer.Addr().Is6() }
+
+// TCPStats holds what the kernel's tcp_sock knew when the connection was last
+// observed. Zero for UDP.
+type TCPStats struct {
+	RTT         time.Duration // smoothed round-trip time
+	RTTVar      time.Duration // mean deviation of the RTT
+	Retransmits uint32        // segments retransmitted
+	// StateTransitions is a bit set: bit n is set when the socket entered
+	// TCP state n (include/net/tcp_states.h numbering).
+	StateTransitions uint16
+	// FailureReason is the errno the connection ended with (0 when it ended
+	// cleanly): ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...
+	FailureReason uint16
+}
+
+// Conn is one connection with cumulative counters since it was first seen.
+type Conn struct {
+	Key
+	// Cookie is the kernel's socket cookie; with Key it tells two sockets that
+	// reused the same tuple apart.
+	Cookie    uint64
+	Direction Direction
+	Flags     Flags
+	Stack     ProtocolStack
+
+	SentBytes   uint64 // payload bytes the local end sent
+	RecvBytes   uint64 // payload bytes the local end received
+	SentPackets uint64 // TCP: data segments; UDP: datagrams
+	RecvPackets uint64
+
+	Start    time.Time // when the tracer first saw the connection
+	LastSeen time.Time // last update by the kernel
+	// Duration is set for closed connections: close time minus Start.
+	Duration time.Duration
+
+	TCP TCPStats
+}
+
+// ID is what stays the same for a connection across polls.
+type ID struct {
+	Key
+	Cookie uint64
+}
+
+// ID returns the identity of c across polls.
+func (c *Conn) ID() ID { return ID{Key: c.Key, Cookie: c.Cookie} }
+
+// Snapshot is what one poll returns.
+type Snapshot struct {
+	// Active holds every connection open at poll time, with its counters so far.
+	Active []Conn
+	// Closed holds every connection that closed since the previous poll, with
+	// its final counters, exactly once. A connection that closed during the
+	// poll may be in Closed only; it is never in both.
+	Closed []Conn
+	// Time is when the poll read the kernel.
+	Time time.Time
+}
+
+// Telemetry counts everything the tracer could not record. Each counter is
+// cumulative since Start. A non-zero drop counter means numbers are missing
+// somewhere; none of them is ever silent.
+type Telemetry struct {
+	// ConnMapFull: a connection could not be inserted because the connection
+	// table was full; its traffic is not counted.
+	ConnMapFull uint64
+	// SockMapFull: a socket could not be tracked because the socket table was full.
+	SockMapFull uint64
+	// RingReserveFailed: a closed connection did not fit in the ring buffer and
+	// was left in the connection table for the next poll to collect (not lost).
+	RingReserveFailed uint64
+	// ClosedLost: a closed connection's final counters were lost (ring buffer
+	// full and the table entry could not be kept).
+	ClosedLost uint64
+	// MissedPeer: a datagram on an unconnected UDP socket whose peer address
+	// was not seen (recv without an address buffer); counted under the
+	// unspecified peer.
+	MissedPeer uint64
+	// IterationRestarts: the connection table changed under a poll so much
+	// that the walk restarted.
+	IterationRestarts uint64
+	// LostRecords: ring-buffer records user space could not decode.
+	LostRecords uint64
+}
+
+// Add returns the sum of t and o, field by field.
+func (t Telemetry) Add(o Telemetry) Telemetry {
+	return Telemetry{
+		ConnMapFull:       t.ConnMapFull + o.ConnMapFull,
+		SockMapFull:       t.SockMapFull + o.SockMapFull,
+		RingReserveFailed: t.RingReserveFailed + o.RingReserveFailed,
+		ClosedLost:        t.ClosedLost + o.ClosedLost,
+		MissedPeer:        t.MissedPeer + o.MissedPeer,
+		IterationRestarts: t.IterationRestarts + o.IterationRestarts,
+		LostRecords:       t.LostRecords + o.LostRecords,
+	}
+}
+
+// Drops returns the sum of the counters that mean data was lost.
+func (t Telemetry) Drops() uint64 {
+	return t.ConnMapFull + t.SockMapFull + t.ClosedLost + t.LostRecords
+}
+
+// Source is what the receiver needs from a tracer: the kernel tracer
+// implements it, tests use a fake.
+type Source interface {
+	// Poll returns the active connections and those closed since the last poll.
+	Poll(ctx context.Context) (Snapshot, error)
+	// Telemetry returns the drop counters, cumulative since start.
+	Telemetry() Telemetry
+	// Close detaches every program and frees every map. It is idempotent.
+	Close() error
+}
