@@ -23,5 +23,16 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// ErrUnsupportedOS is returned by New on systems other than Linux.
-var ErrUnsupportedOS = errors.New("ebpfnet tracer: eBPF connection tracing needs Linux")
+// Errors New wraps, so callers can tell what is missing with errors.Is. The
+// message of the wrapping error says what to do about it.
+var (
+	// ErrUnsupportedOS: not Linux.
+	ErrUnsupportedOS = errors.New("ebpfnet tracer: eBPF connection tracing needs Linux")
+	// ErrNoBTF: the kernel exposes no BTF, so CO-RE programs cannot be relocated.
+	ErrNoBTF = errors.New("kernel BTF not available")
+	// ErrMissingCapability: the process lacks a capability BPF needs.
+	ErrMissingCapability = errors.New("missing capability")
+	// ErrHookUnavailable: a kernel hook the tracer needs does not exist or
+	// cannot be attached on this kernel.
+	ErrHookUnavailable = errors.New("kernel hook unavailable")
+)

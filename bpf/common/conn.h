@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Operations on the connection table shared by the TCP and UDP handlers. */
+#ifndef EBPFNET_COMMON_CONN_H
+#define EBPFNET_COMMON_CONN_H
+
+#include "types.h"
+#include "../maps/conns.h"
+#include "../maps/socks.h"
+#include "../maps/closed.h"
+#include "../maps/telemetry.h"
+
+/* Returns the entry for t, inserting a fresh one with the given identity when there is none.
+ * NULL means the table is full (counted). Two CPUs may race to insert: the loser finds the
+ * winner's entry on the second lookup. */
+static __always_inline struct conn_value *conn_get_or_insert(const struct conn_tuple *t, __u64 cookie, __u64 start,
+							     __u8 direction, __u64 now)
+{
+	struct conn_value *v = bpf_map_lookup_elem(&conns, t);
+	if (v)
+		return v;
+
+	struct conn_value init = {};
+	init.stats.cookie = cookie;
+	init.stats.start = start;
+	init.stats.timestamp = now;
+	init.stats.direction = direction;
+	long err = bpf_map_update_elem(&conns, t, &init, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(&conns, t);
+	if (!v && err)
+		count(TELEMETRY_CONN_MAP_FULL);
+	return v;
+}
+
+/* Hands a final record to user space: through the ring when it has room, else by leaving the
+ * entry in the table flagged CONN_CLOSED for the next poll to collect. Only when both fail is
+ * the record lost, and then it is counted. */
+static __always_inline void conn_emit_closed(const struct conn_tuple *t, struct conn_value *final, bool in_table)
+{
+	struct conn_record *rec = bpf_ringbuf_reserve(&closed, sizeof(*rec), 0);
+	if (rec) {
+		rec->kind = RECORD_CONN_CLOSED;
+		rec->_pad = 0;
+		rec->tuple = *t;
+		rec->value = *final;
+		if (in_table)
+			bpf_map_delete_elem(&conns, t);
+		bpf_ringbuf_submit(rec, ring_submit_flags());
+		return;
+	}
+	final->stats.flags |= CONN_CLOSED;
+	if (bpf_map_update_elem(&conns, t, final, BPF_ANY) == 0)
+		count(TELEMETRY_RING_RESERVE_FAILED);
+	else
+		count(TELEMETRY_CLOSED_LOST);
+}
+
+static __always_inline void stats_add(struct conn_stats *s, bool send, __u64 bytes, __u64 now)
+{
+	/* BPF has no byte-wide atomics. A flag lost to a racing write on another CPU is set again
+	 * by the next payload in that direction; the byte counters are atomic. */
+	__u8 flag = send ? CONN_L_INIT : CONN_R_INIT;
+	if (send)
+		__sync_fetch_and_add(&s->sent_bytes, bytes);
+	else
+		__sync_fetch_and_add(&s->recv_bytes, bytes);
+	if (!(s->flags & flag))
+		s->flags |= flag;
+	s->timestamp = now;
+}
+
+#endif

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Default map sizes in one place. Go overrides the connection and socket tables from the
+ * receiver's max_tracked_connections before loading. */
+#ifndef EBPFNET_COMMON_SIZING_H
+#define EBPFNET_COMMON_SIZING_H
+
+#define CONN_MAP_ENTRIES 65536	   /* conns: one per TCP socket, one per UDP socket and peer */
+#define SOCK_MAP_ENTRIES 65536	   /* socks: one per traced TCP or UDP socket */
+#define LISTEN_MAP_ENTRIES 8192	   /* listen_ports: TCP listeners, all namespaces */
+#define UDP_PENDING_ENTRIES 16384  /* udp_pending: threads between a UDP syscall's address hook and its return */
+#define CLOSED_RING_BYTES (1 << 20) /* closed: room for ~6500 records between two reader wakeups */
+
+#endif

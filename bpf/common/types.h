@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The ABI shared by the BPF programs and Go (bpf2go -type generates the Go side; a Go test pins the sizes).
+ * Fields are ordered by size with explicit padding, never packed, so C and Go agree on every offset. */
+#ifndef EBPFNET_COMMON_TYPES_H
+#define EBPFNET_COMMON_TYPES_H
+
+/* conn_tuple.metadata bits. */
+enum conn_metadata {
+	CONN_TCP = 1 << 0,
+	CONN_UDP = 1 << 1,
+	CONN_V4 = 1 << 2, /* the socket is AF_INET */
+	CONN_V6 = 1 << 3, /* the socket is AF_INET6 (may carry v4-mapped addresses) */
+};
+
+enum conn_direction {
+	CONN_DIRECTION_UNKNOWN = 0,
+	CONN_DIRECTION_INCOMING = 1,
+	CONN_DIRECTION_OUTGOING = 2,
+};
+
+/* conn_stats.flags bits. */
+enum conn_flags {
+	CONN_L_INIT = 1 << 0, /* the local end sent payload */
+	CONN_R_INIT = 1 << 1, /* the local end received payload */
+	CONN_ASSURED = CONN_L_INIT | CONN_R_INIT,
+	/* The connection closed but its record did not fit in the ring buffer: it stays in the
+	 * connection table with final counters until user space collects it. */
+	CONN_CLOSED = 1 << 2,
+};
+
+/* Indexes of the telemetry per-CPU array. Each counts an event where data was dropped or a
+ * fallback was taken; user space sums the CPUs and exports them. */
+enum telemetry_counter {
+	TELEMETRY_CONN_MAP_FULL = 0,	   /* conns insert failed: traffic of that connection not counted */
+	TELEMETRY_SOCK_MAP_FULL,	   /* socks insert failed: socket not tracked */
+	TELEMETRY_RING_RESERVE_FAILED,	   /* closed record kept in conns (CONN_CLOSED) instead */
+	TELEMETRY_CLOSED_LOST,		   /* closed record neither in the ring nor kept in conns */
+	TELEMETRY_MISSED_PEER,		   /* unconnected UDP datagram without a known peer address */
+	TELEMETRY_TUPLE_REUSED,		   /* a new UDP socket reused a tuple whose old entry was still there */
+	TELEMETRY_COUNTER_MAX,
+};
+
+/* sock_info.tracked */
+enum sock_track_state {
+	SOCK_UNTRACKED = 0,
+	SOCK_TRACKED = 1,      /* tuple set, conns has the entry */
+	SOCK_TRACK_FAILED = 2, /* conns was full when the first payload came: counted once, not retried */
+	SOCK_RELEASED = 3,     /* UDP socket released while the ring was full: user space collects it */
+	SOCK_TUPLE_KNOWN = 4,  /* TCP accepted, tuple set, waiting for the owner's first I/O */
+};
+
+/* Kinds of ring-buffer records. */
+enum record_kind {
+	RECORD_CONN_CLOSED = 1,	 /* tuple + final value of a closed connection */
+	RECORD_SOCK_RELEASED = 2, /* a UDP socket was released: value.stats.cookie names it */
+};
+
+/* Key of the connection table. Addresses are 16 bytes as they lie in memory (network byte
+ * order), split into two native u64 halves; IPv4 is stored v4-mapped (::ffff:a.b.c.d). */
+struct conn_tuple {
+	__u64 saddr_h; /* local address, bytes 0-7 */
+	__u64 saddr_l; /* local address, bytes 8-15 */
+	__u64 daddr_h; /* peer address, bytes 0-7 */
+	__u64 daddr_l; /* peer address, bytes 8-15 */
+	__u16 sport;   /* local port, host byte order */
+	__u16 dport;   /* peer port, host byte order */
+	__u32 netns;   /* inode number of the socket's network namespace */
+	__u32 pid;     /* tgid of the process that owns the connection */
+	__u32 metadata; /* enum conn_metadata bits */
+};
+
+/* The classification layers of a connection (0 = not classified). */
+struct protocol_stack {
+	__u8 api;
+	__u8 application;
+	__u8 encryption;
+	__u8 flags;
+};
+
+struct conn_stats {
+	__u64 sent_bytes;   /* payload bytes sent by the local end */
+	__u64 recv_bytes;   /* payload bytes received by the local end */
+	__u64 sent_packets; /* TCP: data segments (tcp_sock.data_segs_out); UDP: datagrams */
+	__u64 recv_packets; /* TCP: data segments (tcp_sock.data_segs_in); UDP: datagrams */
+	__u64 timestamp;    /* last update, ns of CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 start;	    /* when the connection was first seen, ns of CLOCK_MONOTONIC */
+	__u64 duration;	    /* closed connections: ns from start to close */
+	__u64 cookie;	    /* the kernel's socket cookie (ss -e "sk:" shows the same number) */
+	struct protocol_stack protocol_stack;
+	__u8 flags;	/* enum conn_flags bits */
+	__u8 direction; /* enum conn_direction */
+	__u8 _pad[2];
+};
+
+/* Read from tcp_sock when the connection closes. */
+struct tcp_stats {
+	__u32 rtt;		 /* smoothed RTT, us */
+	__u32 rtt_var;		 /* RTT mean deviation, us */
+	__u32 retransmits;	 /* tcp_sock.total_retrans */
+	__u16 state_transitions; /* bit n set when the socket entered TCP state n */
+	__u16 failure_reason;	 /* errno the connection ended with (sk_err), 0 when clean */
+};
+
+/* Value of the connection table. */
+struct conn_value {
+	struct conn_stats stats;
+	struct tcp_stats tcp;
+};
+
+/* One ring-buffer record. */
+struct conn_record {
+	__u32 kind; /* enum record_kind */
+	__u32 _pad;
+	struct conn_tuple tuple;
+	struct conn_value value;
+};
+
+/* Per-socket state, keyed by socket cookie. */
+struct sock_info {
+	struct conn_tuple tuple; /* valid once tracked is set */
+	__u64 start;		 /* first seen, ns of CLOCK_MONOTONIC */
+	__u32 pid_hint;		 /* tgid that called connect(), or the listener's owner for accepted sockets */
+	__u32 segs_out_base;	 /* data_segs_out when first seen (non-zero only for sockets older than the tracer) */
+	__u32 segs_in_base;	 /* data_segs_in likewise */
+	__u16 transitions;	 /* bit n set when the socket entered TCP state n */
+	__u16 failure_reason;	 /* sk_err when the socket entered CLOSE (the app clears it on read) */
+	__u8 direction;		 /* enum conn_direction */
+	__u8 tracked;		 /* enum sock_track_state */
+	__u8 _pad[2];
+};
+
+/* Key of listen_ports: a TCP port in LISTEN, per network namespace. */
+struct port_binding {
+	__u32 netns;
+	__u16 port; /* host byte order */
+	__u16 _pad;
+};
+
+/* Peer address seen by a cgroup sendmsg/recvmsg hook, for the UDP syscall in flight. */
+struct udp_peer {
+	__u64 addr_h; /* as conn_tuple.daddr_h */
+	__u64 addr_l;
+	__u16 port; /* host byte order */
+	__u16 _pad[3];
+};
+
+#endif

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* TCP life cycle from sock:inet_sock_set_state and tcp:tcp_destroy_sock.
+ *
+ * Why these hooks: every TCP socket passes through inet_sock_set_state on each state change
+ * (connect, accept, listen, close, reset, timeout), in the kernel's own words, with no
+ * per-packet cost; it tells direction exactly (SYN_SENT: we connected; SYN_RECV: we accepted).
+ * The final counters are read at tcp_destroy_sock, not on entering CLOSE: after shutdown(WR)
+ * a FIN from the peer moves the socket to CLOSE (through TIME_WAIT) while the application can
+ * still read what is queued, and those bytes belong to the connection. A socket is destroyed
+ * only once it is in CLOSE and the application has closed it, so nothing can follow. */
+#ifndef EBPFNET_TCP_STATE_H
+#define EBPFNET_TCP_STATE_H
+
+#include "../common/sock.h"
+#include "../common/conn.h"
+#include "../maps/listen_ports.h"
+#include "io.h"
+
+static __always_inline void listen_key(struct port_binding *k, const struct sock *sk)
+{
+	k->netns = sk_netns(sk);
+	k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->_pad = 0;
+}
+
+static __always_inline void tcp_sock_new(const struct sock *sk, __u64 cookie, __u8 direction, __u32 pid_hint,
+					 int newstate)
+{
+	struct sock_info si = {};
+	si.start = bpf_ktime_get_ns();
+	si.direction = direction;
+	si.pid_hint = pid_hint;
+	si.transitions = 1 << newstate;
+	if (bpf_map_update_elem(&socks, &cookie, &si, BPF_ANY))
+		count(TELEMETRY_SOCK_MAP_FULL);
+}
+
+/* The socket is destroyed: read the final counters and hand the connection over, exactly once. */
+static __always_inline int handle_tcp_destroy(const struct sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return 0; /* never connected, a listener, or idle since before the tracer started */
+
+	__u64 now = bpf_ktime_get_ns();
+	struct conn_value final = {};
+	struct conn_value *v = NULL;
+
+	if (si->tracked == SOCK_TRACKED)
+		v = bpf_map_lookup_elem(&conns, &si->tuple);
+	if (v) {
+		final = *v;
+	} else {
+		/* Closed before any payload (refused, reset, accepted and closed): report it under
+		 * the pid that connected or listened. A connect that never got established has
+		 * lost its local port by now (reported as 0); everything else was taken in time. */
+		if (si->tracked == SOCK_UNTRACKED)
+			tcp_tuple(&si->tuple, sk, si->pid_hint);
+		final.stats.cookie = cookie;
+		final.stats.start = si->start;
+		final.stats.direction = si->direction;
+	}
+	__u32 out = tcp_data_segs_out(sk), in = tcp_data_segs_in(sk);
+	final.stats.sent_packets = out - si->segs_out_base;
+	final.stats.recv_packets = in - si->segs_in_base;
+	final.stats.timestamp = now;
+	final.stats.duration = now - final.stats.start;
+
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	final.tcp.rtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	final.tcp.rtt_var = BPF_CORE_READ(tp, mdev_us) >> 2;
+	final.tcp.retransmits = BPF_CORE_READ(tp, total_retrans);
+	final.tcp.state_transitions = si->transitions | (1 << TCP_CLOSE);
+	final.tcp.failure_reason = si->failure_reason;
+
+	conn_emit_closed(&si->tuple, &final, v != NULL);
+	bpf_map_delete_elem(&socks, &cookie);
+	return 0;
+}
+
+static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate, int newstate)
+{
+	if (sk_protocol(sk) != IPPROTO_TCP)
+		return 0;
+	__u16 family = sk_family(sk);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	struct port_binding pb;
+	if (newstate == TCP_LISTEN) {
+		__u32 tgid = current_tgid(); /* listen() runs in the owner's context */
+		listen_key(&pb, sk);
+		bpf_map_update_elem(&listen_ports, &pb, &tgid, BPF_ANY);
+		return 0;
+	}
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+		listen_key(&pb, sk);
+		bpf_map_delete_elem(&listen_ports, &pb);
+		return 0;
+	}
+
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	if (newstate == TCP_SYN_SENT) {
+		/* connect() runs in the caller's context: its tgid owns the connection. The local
+		 * port is not chosen yet (inet_hash_connect comes after), so the tuple waits. */
+		tcp_sock_new(sk, cookie, CONN_DIRECTION_OUTGOING, current_tgid(), newstate);
+		return 0;
+	}
+	if (newstate == TCP_SYN_RECV) {
+		/* A child socket of a listener, created in softirq: the current task means nothing.
+		 * The listener's owner is the best guess until the accepting process does I/O. */
+		__u32 pid_hint = 0;
+		listen_key(&pb, sk);
+		__u32 *owner = bpf_map_lookup_elem(&listen_ports, &pb);
+		if (owner)
+			pid_hint = *owner;
+		tcp_sock_new(sk, cookie, CONN_DIRECTION_INCOMING, pid_hint, newstate);
+		return 0;
+	}
+
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return 0; /* opened before the tracer started and idle since: adopted at its first I/O */
+	si->transitions |= 1 << newstate;
+	if (newstate == TCP_CLOSE) {
+		/* Why it ended: the kernel sets sk_err before the state change (reset, refused,
+		 * timeout); the application's next call reads and clears it. */
+		si->failure_reason = BPF_CORE_READ(sk, sk_err);
+	} else if (newstate == TCP_ESTABLISHED && si->tracked == SOCK_UNTRACKED) {
+		if (si->direction == CONN_DIRECTION_OUTGOING) {
+			/* The connecting process is known: list the connection now, before any payload. */
+			tcp_track(si, sk, cookie, si->pid_hint);
+		} else {
+			/* Accepted: the owner is known at its first I/O; keep the tuple for a close
+			 * that comes first. */
+			tcp_tuple(&si->tuple, sk, si->pid_hint);
+			si->tracked = SOCK_TUPLE_KNOWN;
+		}
+	}
+	return 0;
+}
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* UDP accounting: one connection per socket and peer, one packet per datagram. */
+#ifndef EBPFNET_UDP_IO_H
+#define EBPFNET_UDP_IO_H
+
+#include "../common/sock.h"
+#include "../common/conn.h"
+#include "../maps/udp_pending.h"
+
+/* Registers a socket that carried traffic, so its release is reported (see udp_release). */
+static __always_inline void udp_sock_register(__u64 cookie, __u64 now)
+{
+	struct sock_info si = {};
+	si.start = now;
+	si.tracked = SOCK_TRACKED;
+	long err = bpf_map_update_elem(&socks, &cookie, &si, BPF_NOEXIST);
+	if (err && !bpf_map_lookup_elem(&socks, &cookie))
+		count(TELEMETRY_SOCK_MAP_FULL);
+}
+
+static __always_inline void udp_io(const struct sock *sk, int ret, bool send)
+{
+	/* The address hook's peer belongs to this syscall only: take it even if the call failed. */
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct udp_peer peer = {};
+	struct udp_peer *pending = bpf_map_lookup_elem(&udp_pending, &tid);
+	bool have_peer = pending != NULL;
+	if (pending) {
+		peer = *pending;
+		bpf_map_delete_elem(&udp_pending, &tid);
+	}
+	if (ret < 0)
+		return; /* a zero-length datagram is still a datagram */
+
+	struct conn_tuple t = {};
+	tuple_from_sock(&t, sk, sk_family(sk));
+	t.metadata |= CONN_UDP;
+	t.pid = tid >> 32;
+	if (have_peer) {
+		t.daddr_h = peer.addr_h;
+		t.daddr_l = peer.addr_l;
+		t.dport = peer.port;
+	} else if (sk_state(sk) != TCP_ESTABLISHED) {
+		/* Unconnected and no address seen (recv() without a buffer for it). */
+		count(TELEMETRY_MISSED_PEER);
+	}
+
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	__u64 now = bpf_ktime_get_ns();
+	/* UDP has no handshake: the side that spoke first opened the flow, as conntrack sees it.
+	 * (A bound port would misjudge servers bound to port 0 and servers that query others.) */
+	__u8 direction = send ? CONN_DIRECTION_OUTGOING : CONN_DIRECTION_INCOMING;
+
+	struct conn_value *v = bpf_map_lookup_elem(&conns, &t);
+	if (!v) {
+		v = conn_get_or_insert(&t, cookie, now, direction, now);
+		if (!v)
+			return;
+		udp_sock_register(cookie, now);
+	} else if (v->stats.cookie != cookie) {
+		/* Same tuple, new socket: the old one was released and user space has not collected
+		 * its entry yet. Close the old entry now and start a fresh one in its place. */
+		struct conn_value old = *v;
+		old.stats.duration = old.stats.timestamp - old.stats.start;
+		count(TELEMETRY_TUPLE_REUSED);
+		conn_emit_closed(&t, &old, false);
+		struct conn_value init = {};
+		init.stats.cookie = cookie;
+		init.stats.start = now;
+		init.stats.direction = direction;
+		bpf_map_update_elem(&conns, &t, &init, BPF_ANY);
+		udp_sock_register(cookie, now);
+		v = bpf_map_lookup_elem(&conns, &t);
+		if (!v)
+			return;
+	}
+	stats_add(&v->stats, send, ret, now);
+	if (send)
+		__sync_fetch_and_add(&v->stats.sent_packets, 1);
+	else
+		__sync_fetch_and_add(&v->stats.recv_packets, 1);
+}
+
+/* A UDP socket was released: tell user space which cookie, so it moves every entry of that
+ * socket (one per peer) to the closed list. Sockets that never carried traffic are skipped. */
+static __always_inline void udp_release(__u64 cookie)
+{
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return;
+	struct conn_record *rec = bpf_ringbuf_reserve(&closed, sizeof(*rec), 0);
+	if (!rec) {
+		/* Keep the socket listed as released; user space looks for these when it sees this
+		 * counter move. */
+		si->tracked = SOCK_RELEASED;
+		count(TELEMETRY_RING_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(rec, 0, sizeof(*rec));
+	rec->kind = RECORD_SOCK_RELEASED;
+	rec->value.stats.cookie = cookie;
+	bpf_ringbuf_submit(rec, ring_submit_flags());
+	bpf_map_delete_elem(&socks, &cookie);
+}
+
+#endif
