@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package ebpfnetreceiver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+)
+
+// Sentinel errors of Config.Validate. Each returned error wraps one of them
+// and names the offending key.
+var (
+	ErrInvalidInterval    = errors.New("must be positive")
+	ErrInvalidMapSize     = errors.New("must be between 1 and 4294967295")
+	ErrInvalidMaxSeries   = errors.New("must not be negative")
+	ErrInvalidExpiry      = errors.New("must not be negative")
+	ErrUnknownAttribute   = errors.New("unknown attribute")
+	errNotHistogramConfig = errors.New("must be a map")
+)
+
+// Defaults.
+const (
+	defaultCollectionInterval = 10 * time.Second
+	defaultMaxTracked         = 65536 // tracer.DefaultMaxConnections; the tracer package only builds on Linux
+	defaultMaxSeries          = 10000
+	defaultSeriesExpiry       = 15 * time.Minute
+)
+
+// Config is the configuration of the ebpfnet receiver.
+type Config struct {
+	// CollectionInterval is how often the receiver polls the tracer and
+	// emits metrics.
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	// MaxTrackedConnections sizes the kernel connection table. Connections
+	// past it are not tracked; that is counted in the receiver's telemetry.
+	MaxTrackedConnections int64 `mapstructure:"max_tracked_connections"`
+	// ProtocolClassification turns on the classification of payload into
+	// application, RPC and encryption protocols.
+	ProtocolClassification bool `mapstructure:"protocol_classification"`
+	// Aggregation bounds the series the receiver keeps.
+	Aggregation AggregationConfig `mapstructure:"aggregation"`
+
+	// MetricsBuilderConfig holds the generated `metrics:` and
+	// `resource_attributes:` toggles.
+	metadata.MetricsBuilderConfig `mapstructure:",squash"`
+
+	// Histograms are configured under the same `metrics:` key as the
+	// generated metrics (mdatagen v0.161.0 cannot generate histograms);
+	// Unmarshal moves them here.
+	ConnectionDuration HistogramMetricConfig `mapstructure:"-"`
+	TCPRTT             HistogramMetricConfig `mapstructure:"-"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// AggregationConfig bounds the cardinality of the metrics.
+type AggregationConfig struct {
+	// MaxSeries is the number of series each metric keeps (all resources
+	// together). Past it, data folds into one overflow series marked
+	// otel.metric.overflow=true. 0 means no bound.
+	MaxSeries int `mapstructure:"max_series"`
+	// SeriesExpiry forgets a series whose value has not changed for this
+	// long and that has no open connection; if it comes back it starts over
+	// with a new start timestamp. 0 keeps every series forever (and
+	// max_series then fills up with the series of exited processes).
+	SeriesExpiry time.Duration `mapstructure:"series_expiry"`
+}
+
+// HistogramMetricConfig configures one histogram metric, with the same keys
+// as the generated metric configs.
+type HistogramMetricConfig struct {
+	Enabled    bool     `mapstructure:"enabled"`
+	Attributes []string `mapstructure:"attributes"`
+}
+
+// histogramKeys are the `metrics:` entries this file handles itself.
+const (
+	durationKey = "ebpfnet.connection.duration"
+	rttKey      = "ebpfnet.tcp.rtt"
+)
+
+// defaultHistogramAttributes are the recommended attributes the histograms
+// keep by default: the same key as the generated sums.
+var defaultHistogramAttributes = []string{
+	"ebpfnet.connection.direction", "network.local.address", "network.peer.address", "network.protocol.name",
+	"network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version",
+}
+
+func createDefaultConfig() *Config {
+	return &Config{
+		CollectionInterval:     defaultCollectionInterval,
+		MaxTrackedConnections:  defaultMaxTracked,
+		ProtocolClassification: true,
+		Aggregation: AggregationConfig{
+			MaxSeries:    defaultMaxSeries,
+			SeriesExpiry: defaultSeriesExpiry,
+		},
+		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
+		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: defaultHistogramAttributes},
+		// Disabled until the tracer reports TCP statistics.
+		TCPRTT: HistogramMetricConfig{Enabled: false, Attributes: defaultHistogramAttributes},
+	}
+}
+
+// Unmarshal takes the histogram entries out of `metrics:` and lets the
+// generated configs decode the rest.
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
+	for key, dst := range map[string]*HistogramMetricConfig{durationKey: &cfg.ConnectionDuration, rttKey: &cfg.TCPRTT} {
+		path := "metrics" + confmap.KeyDelimiter + key
+		if !conf.IsSet(path) {
+			continue
+		}
+		sub, err := conf.Sub(path)
+		if err != nil {
+			return fmt.Errorf("metrics::%s: %w", key, errNotHistogramConfig)
+		}
+		if err := sub.Unmarshal(dst); err != nil {
+			return fmt.Errorf("metrics::%s: %w", key, err)
+		}
+		conf.Delete(path)
+	}
+	return conf.Unmarshal(cfg)
+}
+
+// Validate checks the receiver's own keys; the generated metric configs
+// validate their attributes themselves.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.CollectionInterval <= 0 {
+		errs = append(errs, fmt.Errorf("collection_interval %v: %w", cfg.CollectionInterval, ErrInvalidInterval))
+	}
+	if cfg.MaxTrackedConnections <= 0 || cfg.MaxTrackedConnections > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("max_tracked_connections %d: %w", cfg.MaxTrackedConnections, ErrInvalidMapSize))
+	}
+	if cfg.Aggregation.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("aggregation::max_series %d: %w", cfg.Aggregation.MaxSeries, ErrInvalidMaxSeries))
+	}
+	if cfg.Aggregation.SeriesExpiry < 0 {
+		errs = append(errs, fmt.Errorf("aggregation::series_expiry %v: %w", cfg.Aggregation.SeriesExpiry, ErrInvalidExpiry))
+	}
+	for key, h := range map[string]HistogramMetricConfig{durationKey: cfg.ConnectionDuration, rttKey: cfg.TCPRTT} {
+		if _, err := histogramAttrs(h.Attributes); err != nil {
+			errs = append(errs, fmt.Errorf("metrics::%s::attributes: %w", key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// histogramAttrs parses the attribute list of a histogram; error.type and
+// network.io.direction are not attributes of the histograms.
+func histogramAttrs(names []string) (aggregate.AttrSet, error) {
+	set, err := aggregate.ParseAttrSet(names)
+	if err != nil || set&(aggregate.AttrErrorType|aggregate.AttrIODirection) != 0 {
+		return 0, fmt.Errorf("%w in %q, valid attributes: %v", ErrUnknownAttribute, names, defaultHistogramAttributesWithOptIn)
+	}
+	return set, nil
+}
+
+var defaultHistogramAttributesWithOptIn = append(append([]string(nil), defaultHistogramAttributes...), "network.local.port", "network.peer.port")

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package ebpfnetreceiver
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+)
+
+var errConfigNotEbpfnet = errors.New("config is not an ebpfnet receiver config")
+
+// NewFactory returns the factory of the ebpfnet receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		func() component.Config { return createDefaultConfig() },
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+	)
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	c, ok := cfg.(*Config)
+	if !ok {
+		return nil, errConfigNotEbpfnet
+	}
+	return newReceiver(set, c, next, newTracerSource, newProcResolver)
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package ebpfnetreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/scraper"
+	"go.opentelemetry.io/collector/scraper/scraperhelper"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+)
+
+// sourceFactory creates the connection source when the receiver starts: the
+// kernel tracer in production, a fake in tests.
+type sourceFactory func(cfg *Config, logger *zap.Logger) (conns.Source, error)
+
+// resolverFactory creates what fills in resource attributes from a pid.
+type resolverFactory func(cfg *Config) resourceResolver
+
+// resourceResolver looks up what the resource attributes need to know about
+// a process. prune is called once per poll so the resolver can forget
+// processes it has not been asked about for a while.
+type resourceResolver interface {
+	resolve(pid, netns uint32) aggregate.Resource
+	prune(now time.Time)
+}
+
+// newReceiver wires the scraper into the Collector's scraper controller,
+// which owns the collection_interval ticker and the receiver's standard
+// telemetry (accepted and refused data points).
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newSource sourceFactory, newResolver resolverFactory) (receiver.Metrics, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("ebpfnet telemetry: %w", err)
+	}
+	s := &ebpfnetScraper{cfg: cfg, set: set, newSource: newSource, newResolver: newResolver, telemetry: tb}
+	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
+	if err != nil {
+		return nil, err
+	}
+	ctrlCfg := scraperhelper.NewDefaultControllerConfig()
+	ctrlCfg.CollectionInterval = cfg.CollectionInterval
+	ctrl, err := scraperhelper.NewMetricsController(&ctrlCfg, set, next, scraperhelper.AddMetricsScraper(metadata.Type, sc))
+	if err != nil {
+		return nil, err
+	}
+	return &ebpfnetReceiver{Metrics: ctrl}, nil
+}
+
+// ebpfnetReceiver makes Shutdown idempotent: the scraper controller closes a
+// channel in Shutdown and must not be shut down twice.
+type ebpfnetReceiver struct {
+	receiver.Metrics
+	once        sync.Once
+	shutdownErr error
+}
+
+// Shutdown stops polling, then closes the tracer, which detaches every
+// program and frees every map. Later calls return the first call's result.
+func (r *ebpfnetReceiver) Shutdown(ctx context.Context) error {
+	r.once.Do(func() { r.shutdownErr = r.Metrics.Shutdown(ctx) })
+	return r.shutdownErr
+}
+
+// ebpfnetScraper polls the source, aggregates and builds the metrics. The
+// controller calls scrape from one goroutine, between start and shutdown.
+type ebpfnetScraper struct {
+	cfg         *Config
+	set         receiver.Settings
+	newSource   sourceFactory
+	newResolver resolverFactory
+	telemetry   *metadata.TelemetryBuilder
+
+	src       conns.Source
+	resolver  resourceResolver
+	agg       *aggregate.Aggregator
+	mb        *metadata.MetricsBuilder
+	attrs     [aggregate.NumMetrics]aggregate.AttrSet
+	lastTel   conns.Telemetry
+	startTime time.Time
+}
+
+func (s *ebpfnetScraper) start(context.Context, component.Host) error {
+	src, err := s.newSource(s.cfg, s.set.Logger)
+	if err != nil {
+		return fmt.Errorf("ebpfnet receiver: start tracer: %w", err)
+	}
+	s.src = src
+	s.startTime = time.Now()
+	s.resolver = s.newResolver(s.cfg)
+	aggCfg, err := aggregateConfig(s.cfg)
+	if err != nil {
+		_ = src.Close()
+		s.src = nil
+		return fmt.Errorf("ebpfnet receiver: %w", err)
+	}
+	aggCfg.Resolve = s.resolver.resolve
+	s.attrs = [aggregate.NumMetrics]aggregate.AttrSet{}
+	for m, mc := range aggCfg.Metrics {
+		s.attrs[m] = mc.Attrs
+	}
+	s.agg = aggregate.New(aggCfg, s.startTime)
+	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.startTime)))
+	s.lastTel = conns.Telemetry{}
+	return nil
+}
+
+func (s *ebpfnetScraper) shutdown(context.Context) error {
+	var err error
+	if s.src != nil {
+		if cerr := s.src.Close(); cerr != nil {
+			err = fmt.Errorf("ebpfnet receiver: close tracer: %w", cerr)
+		}
+		s.src = nil
+	}
+	s.telemetry.Shutdown()
+	return err
+}
+
+func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
+	if s.src == nil {
+		return pmetric.NewMetrics(), errors.New("ebpfnet receiver: not started")
+	}
+	snap, err := s.src.Poll(ctx)
+	if err != nil {
+		return pmetric.NewMetrics(), fmt.Errorf("ebpfnet receiver: poll tracer: %w", err)
+	}
+	if snap.Time.IsZero() {
+		snap.Time = time.Now()
+	}
+	stats := s.agg.Update(snap)
+	s.recordTelemetry(ctx, s.src.Telemetry(), stats)
+	s.resolver.prune(snap.Time)
+	return s.build(snap.Time), nil
+}
+
+// recordTelemetry adds what the tracer's cumulative drop counters grew by
+// since the last poll to the receiver's own counters.
+func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetry, stats aggregate.Stats) {
+	last := s.lastTel
+	s.lastTel = tel
+	add := func(c metric.Int64Counter, cur, prev uint64) {
+		if cur > prev {
+			c.Add(ctx, int64(cur-prev))
+		}
+	}
+	tb := s.telemetry
+	add(tb.EbpfnetTracerConnectionTableFull, tel.ConnMapFull, last.ConnMapFull)
+	add(tb.EbpfnetTracerSocketTableFull, tel.SockMapFull, last.SockMapFull)
+	add(tb.EbpfnetTracerRingReserveFailed, tel.RingReserveFailed, last.RingReserveFailed)
+	add(tb.EbpfnetTracerClosedLost, tel.ClosedLost, last.ClosedLost)
+	add(tb.EbpfnetTracerMissedPeer, tel.MissedPeer, last.MissedPeer)
+	add(tb.EbpfnetTracerIterationRestarts, tel.IterationRestarts, last.IterationRestarts)
+	add(tb.EbpfnetTracerRecordsLost, tel.LostRecords, last.LostRecords)
+	add(tb.EbpfnetAggregationOverflow, stats.Overflowed, 0)
+}

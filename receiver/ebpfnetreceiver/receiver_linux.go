@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package ebpfnetreceiver
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
+)
+
+// newTracerSource loads and attaches the kernel tracer. Its errors already
+// say what is missing (BTF, a capability, a kernel hook).
+func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
+	t, err := tracer.New(tracer.Config{
+		MaxConnections:    uint32(cfg.MaxTrackedConnections), // Validate bounds it to uint32
+		ClassifyProtocols: cfg.ProtocolClassification,
+		Logger:            logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
