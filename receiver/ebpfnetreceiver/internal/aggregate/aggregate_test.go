@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package aggregate
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// defaultSet is the default key: everything but the ephemeral ports.
+const defaultSet = AttrConnectionDirection | AttrIODirection | AttrLocalAddress | AttrPeerAddress | AttrProtocolName |
+	AttrTransport | AttrNetworkType | AttrRPCSystem | AttrServerPort | AttrTLSVersion | AttrErrorType
+
+func testConfig() Config {
+	var cfg Config
+	for m := range cfg.Metrics {
+		cfg.Metrics[m] = MetricConfig{Enabled: true, Attrs: defaultSet}
+	}
+	return cfg
+}
+
+func outgoing(localPort uint16, cookie uint64, sent, recv uint64) conns.Conn {
+	return conns.Conn{
+		Key: conns.Key{
+			Local:     netip.MustParseAddrPort("10.0.0.1:" + itoa(localPort)),
+			Peer:      netip.MustParseAddrPort("10.0.0.2:443"),
+			Netns:     4026531840,
+			PID:       100,
+			Transport: conns.TransportTCP,
+		},
+		Cookie:    cookie,
+		Direction: conns.DirectionOutgoing,
+		SentBytes: sent, RecvBytes: recv,
+		SentPackets: 1, RecvPackets: 1,
+	}
+}
+
+func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+
+// sum returns the value of the one point of metric m with io direction d, failing if not exactly one.
+func sum(t *testing.T, rds []ResourceData, m Metric, d IODirection) Point {
+	t.Helper()
+	var found []Point
+	for _, rd := range rds {
+		for _, p := range rd.Sums[m] {
+			if p.Attrs.IODirection == d {
+				found = append(found, p)
+			}
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("metric %d direction %v: want 1 point, got %d: %+v", m, d, len(found), found)
+	}
+	return found[0]
+}
+
+func TestEphemeralPortsCollapseAndCountersStayCumulative(t *testing.T) {
+	a := New(testConfig(), t0)
+	// Poll 1: two connections from ephemeral ports to the same server.
+	a.Update(conns.Snapshot{Time: t0.Add(10 * time.Second), Active: []conns.Conn{
+		outgoing(50000, 1, 100, 1000),
+		outgoing(50001, 2, 10, 20),
+	}})
+	rds := a.Collect()
+	if got := sum(t, rds, ConnectionIO, IOTransmit); got.Value != 110 || got.Attrs.ServerPort != 443 || !got.Start.Equal(t0) {
+		t.Fatalf("poll 1 transmit: %+v", got)
+	}
+	if got := sum(t, rds, ConnectionCount, IONone).Value; got != 2 {
+		t.Fatalf("poll 1 count: %d", got)
+	}
+	// Poll 2: conn 1 grew and closed with final counters; conn 2 unchanged;
+	// conn 3 opened and closed between the polls.
+	c1 := outgoing(50000, 1, 150, 1500)
+	c1.Duration = 3 * time.Second
+	c3 := outgoing(50002, 3, 7, 0)
+	a.Update(conns.Snapshot{Time: t0.Add(20 * time.Second),
+		Active: []conns.Conn{outgoing(50001, 2, 10, 20)},
+		Closed: []conns.Conn{c1, c3},
+	})
+	rds = a.Collect()
+	tx := sum(t, rds, ConnectionIO, IOTransmit)
+	if tx.Value != 167 || !tx.Start.Equal(t0) {
+		t.Fatalf("poll 2 transmit: want 167 since t0, got %+v", tx)
+	}
+	if rx := sum(t, rds, ConnectionIO, IOReceive); rx.Value != 1520 {
+		t.Fatalf("poll 2 receive: want 1520, got %d", rx.Value)
+	}
+	if got := sum(t, rds, ConnectionOpened, IONone).Value; got != 3 {
+		t.Fatalf("opened: want 3, got %d", got)
+	}
+	if got := sum(t, rds, ConnectionClosed, IONone).Value; got != 2 {
+		t.Fatalf("closed: want 2, got %d", got)
+	}
+	if got := sum(t, rds, ConnectionCount, IONone).Value; got != 1 {
+		t.Fatalf("count: want 1, got %d", got)
+	}
+	if n, _ := a.Len(); n != 1 {
+		t.Fatalf("connection state: want 1 open connection remembered, got %d", n)
+	}
+	// Poll 3: everything closed; the series keep their values and starts.
+	a.Update(conns.Snapshot{Time: t0.Add(30 * time.Second), Closed: []conns.Conn{outgoing(50001, 2, 10, 25)}})
+	rds = a.Collect()
+	if rx := sum(t, rds, ConnectionIO, IOReceive); rx.Value != 1525 || !rx.Start.Equal(t0) {
+		t.Fatalf("poll 3 receive: %+v", rx)
+	}
+	if got := sum(t, rds, ConnectionCount, IONone).Value; got != 0 {
+		t.Fatalf("count after all closed: want 0, got %d", got)
+	}
+	if n, _ := a.Len(); n != 0 {
+		t.Fatalf("connection state not pruned: %d", n)
+	}
+}
+
+func TestNewSeriesStartsAtPreviousPoll(t *testing.T) {
+	a := New(testConfig(), t0)
+	a.Update(conns.Snapshot{Time: t0.Add(10 * time.Second), Active: []conns.Conn{outgoing(50000, 1, 1, 0)}})
+	c := outgoing(50001, 2, 5, 0)
+	c.Peer = netip.MustParseAddrPort("10.0.0.3:80")
+	a.Update(conns.Snapshot{Time: t0.Add(20 * time.Second), Active: []conns.Conn{outgoing(50000, 1, 1, 0), c}})
+	for _, rd := range a.Collect() {
+		for _, p := range rd.Sums[ConnectionIO] {
+			want := t0
+			if p.Attrs.ServerPort == 80 {
+				want = t0.Add(10 * time.Second)
+			}
+			if !p.Start.Equal(want) {
+				t.Errorf("series %+v: start %v, want %v", p.Attrs, p.Start, want)
+			}
+		}
+	}
+}
+
+func TestOverflowFoldsPastMaxSeries(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxSeries = 2
+	a := New(cfg, t0)
+	var active []conns.Conn
+	for i := range 5 {
+		c := outgoing(50000+uint16(i), uint64(i), 10, 0)
+		c.Peer = netip.AddrPortFrom(netip.MustParseAddr("10.0.1.1"), 8000+uint16(i))
+		active = append(active, c)
+	}
+	stats := a.Update(conns.Snapshot{Time: t0.Add(time.Second), Active: active})
+	// io (transmit only), opened and count: 2 connections fit, 3 overflow.
+	// packets (transmit and receive): connection 0 fills both series, 4
+	// overflow. Counted once per connection and metric.
+	if stats.Overflowed != 3+3+3+4 {
+		t.Fatalf("overflowed: want 13, got %d", stats.Overflowed)
+	}
+	rds := a.Collect()
+	last := rds[len(rds)-1]
+	if !last.Overflow {
+		t.Fatal("no overflow resource")
+	}
+	if p := last.Sums[ConnectionIO]; len(p) != 1 || p[0].Value != 30 || !p[0].Attrs.Overflow {
+		t.Fatalf("overflow io: %+v", p)
+	}
+	// Next poll: the same connections grow; overflow is not counted again.
+	for i := range active {
+		active[i].SentBytes += 1
+	}
+	if stats := a.Update(conns.Snapshot{Time: t0.Add(2 * time.Second), Active: active}); stats.Overflowed != 0 {
+		t.Fatalf("overflow counted twice: %d", stats.Overflowed)
+	}
+	if _, n := a.Len(); n > 4*2+2*2+2 { // bounded by max_series per metric
+		t.Fatalf("series not bounded: %d", n)
+	}
+}
+
+func TestSeriesExpiry(t *testing.T) {
+	cfg := testConfig()
+	cfg.SeriesExpiry = time.Minute
+	a := New(cfg, t0)
+	a.Update(conns.Snapshot{Time: t0.Add(time.Second), Closed: []conns.Conn{outgoing(50000, 1, 10, 0)}})
+	a.Update(conns.Snapshot{Time: t0.Add(30 * time.Second)})
+	if _, n := a.Len(); n == 0 {
+		t.Fatal("series expired too early")
+	}
+	a.Update(conns.Snapshot{Time: t0.Add(2 * time.Minute)})
+	if _, n := a.Len(); n != 0 {
+		t.Fatalf("idle series not expired: %d", n)
+	}
+	if rds := a.Collect(); len(rds) != 0 {
+		t.Fatalf("resources left: %+v", rds)
+	}
+}
+
+func TestVanishedConnectionIsForgotten(t *testing.T) {
+	a := New(testConfig(), t0)
+	a.Update(conns.Snapshot{Time: t0, Active: []conns.Conn{outgoing(50000, 1, 10, 0)}})
+	a.Update(conns.Snapshot{Time: t0.Add(time.Second)}) // close record lost
+	if n, _ := a.Len(); n != 0 {
+		t.Fatalf("lost connection still tracked")
+	}
+}
+
+func TestServerPort(t *testing.T) {
+	c := outgoing(50000, 1, 0, 0)
+	if p := serverPort(&c); p != 443 {
+		t.Errorf("outgoing: %d", p)
+	}
+	c.Direction = conns.DirectionIncoming
+	if p := serverPort(&c); p != 50000 {
+		t.Errorf("incoming: %d", p)
+	}
+	c.Direction = conns.DirectionUnknown
+	if p := serverPort(&c); p != 443 {
+		t.Errorf("unknown: %d", p)
+	}
+}
+
+func TestParseAttrSetRejectsUnknown(t *testing.T) {
+	if _, err := ParseAttrSet([]string{"server.port", "nope"}); err == nil {
+		t.Fatal("unknown attribute accepted")
+	}
+}
+
+func TestHistogramBuckets(t *testing.T) {
+	h := newHistogram([]float64{1, 2})
+	for _, v := range []float64{0.5, 1, 1.5, 3} {
+		h.observe(v)
+	}
+	p := h.point(Attrs{}, t0)
+	if p.Count != 4 || p.Sum != 6 || p.Min != 0.5 || p.Max != 3 {
+		t.Fatalf("%+v", p)
+	}
+	if want := []uint64{2, 1, 1}; p.BucketCounts[0] != want[0] || p.BucketCounts[1] != want[1] || p.BucketCounts[2] != want[2] {
+		t.Fatalf("buckets %v, want %v (upper bounds inclusive)", p.BucketCounts, want)
+	}
+}
