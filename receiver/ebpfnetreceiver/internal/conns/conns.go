@@ -142,7 +142,8 @@ type Telemetry struct {
 	// ConnMapFull: a connection could not be inserted because the connection
 	// table was full; its traffic is not counted.
 	ConnMapFull uint64
-	// SockMapFull: a socket could not be tracked because the socket table was full.
+	// SockMapFull: a socket could not be tracked because the socket table was
+	// full. Counted per attempt: a socket that keeps doing I/O counts again.
 	SockMapFull uint64
 	// RingReserveFailed: a closed connection did not fit in the ring buffer and
 	// was left in the connection table for the next poll to collect (not lost).

@@ -16,6 +16,8 @@ type Tracer struct{}
 // New returns ErrUnsupportedOS: eBPF tracing needs Linux.
 func New(Config) (*Tracer, error) { return nil, ErrUnsupportedOS }
 
-func (*Tracer) Poll(context.Context) (conns.Snapshot, error) { return conns.Snapshot{}, ErrUnsupportedOS }
-func (*Tracer) Telemetry() conns.Telemetry                   { return conns.Telemetry{} }
-func (*Tracer) Close() error                                 { return nil }
+func (*Tracer) Poll(context.Context) (conns.Snapshot, error) {
+	return conns.Snapshot{}, ErrUnsupportedOS
+}
+func (*Tracer) Telemetry() conns.Telemetry { return conns.Telemetry{} }
+func (*Tracer) Close() error               { return nil }

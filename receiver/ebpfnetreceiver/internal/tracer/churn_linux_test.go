@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// churn opens and closes n TCP connections to one server as fast as workers
+// goroutines can, each sending req bytes and receiving resp bytes, while
+// another goroutine polls the tracer. It returns the server address.
+func churn(t *testing.T, col *collector, n, workers, req, resp int) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, req)
+				if _, err := io.ReadFull(c, buf); err == nil {
+					c.Write(make([]byte, resp))
+				}
+				c.Close()
+			}()
+		}
+	}()
+
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, in := make([]byte, req), make([]byte, resp)
+			for next.Add(1) <= int64(n) {
+				c, err := net.Dial("tcp4", ln.Addr().String())
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c.Write(out)
+				if _, err := io.ReadFull(c, in); err != nil {
+					failed.Add(1)
+				}
+				c.Close()
+			}
+		}()
+	}
+	// Poll while the churn runs, as the receiver would, so records cross poll
+	// boundaries and the ring reader is woken under load.
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				col.poll()
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-polled
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d connections failed in the test itself", failed.Load(), n)
+	}
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestChurn10k: 10,000 short-lived connections; every one is reported closed
+// exactly once at each end, byte totals equal what the test moved, no drops.
+func TestChurn10k(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	const n, req, resp = 10000, 100, 1000
+	server := churn(t, col, n, 4, req, resp)
+
+	clients := col.waitClosed(n, 30*time.Second, func(c conns.Conn) bool {
+		return c.Peer == server && c.Transport == conns.TransportTCP
+	})
+	servers := col.waitClosed(n, 30*time.Second, func(c conns.Conn) bool {
+		return c.Local == server && c.Transport == conns.TransportTCP
+	})
+	sum := func(cs []conns.Conn, dir conns.Direction) (sent, recv uint64) {
+		for _, c := range cs {
+			if c.Direction != dir {
+				t.Errorf("direction %v, want %v: %+v", c.Direction, dir, c)
+			}
+			sent += c.SentBytes
+			recv += c.RecvBytes
+		}
+		return
+	}
+	cs, cr := sum(clients, conns.DirectionOutgoing)
+	ss, sr := sum(servers, conns.DirectionIncoming)
+	if cs != n*req || cr != n*resp || ss != n*resp || sr != n*req {
+		t.Errorf("byte totals: clients sent %d received %d, servers sent %d received %d; want %d and %d", cs, cr, ss, sr, n*req, n*resp)
+	}
+	if tel := tr.Telemetry(); tel.Drops() != 0 || tel.RingReserveFailed != 0 {
+		t.Errorf("drops during churn: %+v", tel)
+	}
+}
+
+// TestTinyMapCountsDrops: with a connection table of 16 entries and 200
+// connections open at once, what does not fit is counted, and what is reported
+// is still exact.
+func TestTinyMapCountsDrops(t *testing.T) {
+	tr := startTracer(t, Config{MaxConnections: 16})
+	col := newCollector(t, tr)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	const open, req = 200, 64
+	var srvConns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			srvConns = append(srvConns, c)
+			mu.Unlock()
+			go io.ReadFull(c, make([]byte, req))
+		}
+	}()
+	var cli []net.Conn
+	for i := 0; i < open; i++ {
+		c, err := net.Dial("tcp4", server.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(make([]byte, req))
+		cli = append(cli, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, c := range cli {
+		c.Close()
+	}
+	mu.Lock()
+	for _, c := range srvConns {
+		c.Close()
+	}
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	col.poll()
+	tel := tr.Telemetry()
+	if tel.ConnMapFull+tel.SockMapFull == 0 {
+		t.Fatalf("200 connections through a 16-entry table, no drop counted: %+v", tel)
+	}
+	reported := 0
+	for _, c := range col.closed {
+		if c.Peer == server && c.SentBytes > 0 {
+			reported++
+			if c.SentBytes != req {
+				t.Errorf("a reported connection has %d bytes, want %d", c.SentBytes, req)
+			}
+		}
+	}
+	if reported >= open {
+		t.Errorf("all %d connections reported with a 16-entry table", reported)
+	}
+	t.Logf("reported %d of %d client ends, telemetry %+v", reported, open, tel)
+}

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// These tests need no kernel: they cover the Go side of the ABI.
+
+// TestABISizes pins the generated struct sizes to the C layout (explicit
+// padding on both sides); a change to bpf/common/types.h must show up here.
+func TestABISizes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"conn_tuple", unsafe.Sizeof(netflowConnTuple{}), 48},
+		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 72},
+		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
+		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 88},
+		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 144},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 80},
+		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
+		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
+	} {
+		if c.got != c.want {
+			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	spec, err := loadNetflow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, v := spec.Maps["conns"].KeySize, spec.Maps["conns"].ValueSize; k != uint32(unsafe.Sizeof(netflowConnTuple{})) || v != uint32(unsafe.Sizeof(netflowConnValue{})) {
+		t.Errorf("conns map key/value %d/%d bytes, Go types %d/%d", k, v, unsafe.Sizeof(netflowConnTuple{}), unsafe.Sizeof(netflowConnValue{}))
+	}
+}
+
+// halves splits an address the way the BPF side stores it.
+func halves(a netip.Addr) (h, l uint64) {
+	b := a.As16()
+	return *(*uint64)(unsafe.Pointer(&b[0])), *(*uint64)(unsafe.Pointer(&b[8]))
+}
+
+func TestConnFromBPF(t *testing.T) {
+	sh, sl := halves(netip.MustParseAddr("::ffff:10.1.2.3"))
+	dh, dl := halves(netip.MustParseAddr("2001:db8::7"))
+	tuple := netflowConnTuple{SaddrH: sh, SaddrL: sl, DaddrH: dh, DaddrL: dl, Sport: 40000, Dport: 443, Netns: 4026531840, Pid: 42,
+		Metadata: uint32(netflowConnMetadataCONN_TCP | netflowConnMetadataCONN_V6)}
+	var v netflowConnValue
+	v.Stats = netflowConnStats{SentBytes: 10, RecvBytes: 20, SentPackets: 1, RecvPackets: 2, Start: 1_000_000_000, Timestamp: 3_000_000_000,
+		Duration: 2_000_000_000, Cookie: 77, Flags: uint8(netflowConnFlagsCONN_ASSURED | netflowConnFlagsCONN_CLOSED), Direction: 2}
+	v.Stats.ProtocolStack.Application = uint8(conns.AppHTTP)
+	v.Tcp = netflowTcpStats{Rtt: 150, RttVar: 30, Retransmits: 4, StateTransitions: 1 << 1, FailureReason: 104}
+	wall := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	c := connFromBPF(&tuple, &v, clock{wall: wall, mono: 10_000_000_000})
+
+	want := conns.Conn{
+		Key: conns.Key{Local: netip.MustParseAddrPort("10.1.2.3:40000"), Peer: netip.MustParseAddrPort("[2001:db8::7]:443"),
+			Netns: 4026531840, PID: 42, Transport: conns.TransportTCP},
+		Cookie: 77, Direction: conns.DirectionOutgoing, Flags: conns.FlagAssured,
+		SentBytes: 10, RecvBytes: 20, SentPackets: 1, RecvPackets: 2,
+		Start: wall.Add(-9 * time.Second), LastSeen: wall.Add(-7 * time.Second), Duration: 2 * time.Second,
+		Stack: conns.ProtocolStack{Application: conns.AppHTTP},
+		TCP:   conns.TCPStats{RTT: 150 * time.Microsecond, RTTVar: 30 * time.Microsecond, Retransmits: 4, StateTransitions: 2, FailureReason: 104},
+	}
+	if c != want {
+		t.Errorf("connFromBPF:\n got %+v\nwant %+v", c, want)
+	}
+
+	tuple.Metadata = uint32(netflowConnMetadataCONN_UDP | netflowConnMetadataCONN_V4)
+	if u := connFromBPF(&tuple, &v, clock{}); u.Transport != conns.TransportUDP || u.TCP != (conns.TCPStats{}) {
+		t.Errorf("UDP conversion kept TCP fields: %+v", u)
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	var r netflowConnRecord
+	if err := decodeRecord(make([]byte, recordSize-1), &r); err == nil {
+		t.Error("short record accepted")
+	}
+	raw := make([]byte, recordSize)
+	raw[0] = byte(netflowRecordKindRECORD_SOCK_RELEASED)
+	if err := decodeRecord(raw, &r); err != nil || r.Kind != uint32(netflowRecordKindRECORD_SOCK_RELEASED) {
+		t.Errorf("decode: %v %+v", err, r)
+	}
+}
+
+func TestFindCgroup2(t *testing.T) {
+	for _, c := range []struct{ mounts, want string }{
+		{"cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", "/sys/fs/cgroup"},
+		{"tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", "/sys/fs/cgroup/unified"},
+		{"cgroup2 /a\\040b/c cgroup2 rw 0 0\ncgroup2 /x cgroup2 rw 0 0\n", "/x"},
+		{"proc /proc proc rw 0 0\n", ""},
+	} {
+		if got := findCgroup2(strings.NewReader(c.mounts)); got != c.want {
+			t.Errorf("findCgroup2(%q) = %q, want %q", c.mounts, got, c.want)
+		}
+	}
+}
+
+func TestMissingCaps(t *testing.T) {
+	all := uint64(1<<capBPF | 1<<capPerfmon | 1<<capNetAdmin)
+	if err := missingCaps(all); err != nil {
+		t.Errorf("all capabilities: %v", err)
+	}
+	if err := missingCaps(1 << capSysAdmin); err != nil {
+		t.Errorf("CAP_SYS_ADMIN alone: %v", err)
+	}
+	err := missingCaps(1 << capNetAdmin)
+	if !errors.Is(err, ErrMissingCapability) || !strings.Contains(err.Error(), "CAP_BPF, CAP_PERFMON") || strings.Contains(err.Error(), "CAP_NET_ADMIN,") {
+		t.Errorf("missing BPF and PERFMON: %v", err)
+	}
+}

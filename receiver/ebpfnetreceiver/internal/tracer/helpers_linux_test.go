@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
+)
+
+// startTracer starts a tracer for one test and closes it at the end. Off CI a
+// machine that cannot run BPF skips the test; under CI it fails.
+func startTracer(t *testing.T, cfg Config) *Tracer {
+	t.Helper()
+	privtest.Require(t)
+	if cfg.Logger == nil {
+		cfg.Logger = zaptest.NewLogger(t)
+	}
+	tr, err := New(cfg)
+	if errors.Is(err, ErrNoBTF) || errors.Is(err, ErrMissingCapability) || errors.Is(err, ErrHookUnavailable) {
+		privtest.SkipOrFail(t, err)
+	}
+	if err != nil {
+		t.Fatalf("start tracer: %+v", err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close tracer: %v", err)
+		}
+	})
+	return tr
+}
+
+// collector polls a tracer and keeps every closed connection it reports,
+// checking the Snapshot contract on the way: a closed connection comes exactly
+// once, and never in Active and Closed of one poll.
+type collector struct {
+	t      *testing.T
+	tr     *Tracer
+	closed map[conns.ID]conns.Conn
+	active map[conns.ID]conns.Conn // of the last poll
+}
+
+func newCollector(t *testing.T, tr *Tracer) *collector {
+	return &collector{t: t, tr: tr, closed: map[conns.ID]conns.Conn{}}
+}
+
+func (c *collector) poll() {
+	c.t.Helper()
+	snap, err := c.tr.Poll(context.Background())
+	if err != nil {
+		c.t.Fatalf("poll: %v", err)
+	}
+	c.active = make(map[conns.ID]conns.Conn, len(snap.Active))
+	for _, a := range snap.Active {
+		c.active[a.ID()] = a
+	}
+	for _, cl := range snap.Closed {
+		id := cl.ID()
+		if _, dup := c.closed[id]; dup {
+			c.t.Errorf("connection reported closed twice: %+v", cl)
+		}
+		if _, both := c.active[id]; both {
+			c.t.Errorf("connection in Active and Closed of one poll: %+v", cl)
+		}
+		c.closed[id] = cl
+	}
+}
+
+// waitClosed polls until n closed connections match, or fails after timeout.
+func (c *collector) waitClosed(n int, timeout time.Duration, match func(conns.Conn) bool) []conns.Conn {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.poll()
+		var got []conns.Conn
+		for _, cl := range c.closed {
+			if match(cl) {
+				got = append(got, cl)
+			}
+		}
+		if len(got) >= n || time.Now().After(deadline) {
+			if len(got) != n {
+				c.t.Fatalf("want %d closed connections, got %d after %v", n, len(got), timeout)
+			}
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitActive polls until one active connection matches.
+func (c *collector) waitActive(timeout time.Duration, match func(conns.Conn) bool) conns.Conn {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.poll()
+		for _, a := range c.active {
+			if match(a) {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no matching active connection after %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// netnsInode returns the inode of a network namespace file.
+func netnsInode(t *testing.T, path string) uint32 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	return uint32(st.Ino)
+}
+
+// ssInfo is what `ss -tie` reports for one TCP socket: the kernel's ground
+// truth the tracer is checked against.
+type ssInfo struct {
+	local, peer   netip.AddrPort
+	cookie        uint64
+	dataSegsOut   uint64
+	dataSegsIn    uint64
+	bytesReceived uint64
+}
+
+var ssField = regexp.MustCompile(`\b(sk|data_segs_out|data_segs_in|bytes_received):([0-9a-f]+)`)
+
+// ssTCP lists the TCP sockets with the given port at either end, by local address.
+func ssTCP(t *testing.T, port uint16) map[netip.AddrPort]ssInfo {
+	t.Helper()
+	filter := fmt.Sprintf("( sport = :%d or dport = :%d )", port, port)
+	out, err := exec.Command("ss", "-tieHn", "state", "established", filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss: %v: %s", err, out)
+	}
+	res := map[netip.AddrPort]ssInfo{}
+	var cur *ssInfo
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, " ") {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			// Recv-Q Send-Q Local Peer [ino:.. sk:.. ...]
+			info := ssInfo{local: parseSSAddr(t, f[2]), peer: parseSSAddr(t, f[3])}
+			cur = &info
+			res[info.local] = info
+		}
+		for _, m := range ssField.FindAllStringSubmatch(line, -1) {
+			if cur == nil {
+				continue
+			}
+			base := 10
+			if m[1] == "sk" {
+				base = 16
+			}
+			v, _ := strconv.ParseUint(m[2], base, 64)
+			switch m[1] {
+			case "sk":
+				cur.cookie = v
+			case "data_segs_out":
+				cur.dataSegsOut = v
+			case "data_segs_in":
+				cur.dataSegsIn = v
+			case "bytes_received":
+				cur.bytesReceived = v
+			}
+			res[cur.local] = *cur
+		}
+	}
+	return res
+}
+
+func parseSSAddr(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	s = strings.NewReplacer("[", "", "]", "").Replace(s)
+	i := strings.LastIndex(s, ":")
+	a, err := netip.ParseAddr(s[:i])
+	if err != nil {
+		t.Fatalf("ss address %q: %v", s, err)
+	}
+	p, _ := strconv.ParseUint(s[i+1:], 10, 16)
+	return netip.AddrPortFrom(a.Unmap(), uint16(p))
+}
+
+func selfNetns(t *testing.T) uint32 { return netnsInode(t, "/proc/self/ns/net") }
+
+func pid() uint32 { return uint32(os.Getpid()) }

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// testNetns is a network namespace joined to the host's by a veth pair, with
+// addresses from the benchmarking range (198.18.0.0/15) that exist nowhere else.
+type testNetns struct {
+	name       string
+	path       string
+	hostAddr   netip.Addr
+	insideAddr netip.Addr
+}
+
+func newTestNetns(t *testing.T) *testNetns {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatalf("the netns test needs iproute2's ip: %v", err)
+	}
+	n := &testNetns{
+		name:       fmt.Sprintf("enet%d", os.Getpid()%100000),
+		hostAddr:   netip.MustParseAddr("198.18.0.1"),
+		insideAddr: netip.MustParseAddr("198.18.0.2"),
+	}
+	n.path = "/run/netns/" + n.name
+	host, peer := "enh"+n.name[4:], "enp"+n.name[4:]
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", host).Run()
+		exec.Command("ip", "netns", "del", n.name).Run()
+	})
+	run("netns", "add", n.name)
+	run("link", "add", host, "type", "veth", "peer", "name", peer)
+	run("link", "set", peer, "netns", n.name)
+	run("addr", "add", n.hostAddr.String()+"/30", "dev", host)
+	run("link", "set", host, "up")
+	run("-n", n.name, "addr", "add", n.insideAddr.String()+"/30", "dev", peer)
+	run("-n", n.name, "link", "set", peer, "up")
+	run("-n", n.name, "link", "set", "lo", "up")
+	return n
+}
+
+// listen creates a listener inside the namespace: the socket is made on an OS
+// thread that has joined it, and sockets keep their namespace for life.
+func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	target, err := os.Open(n.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatalf("setns: %v", err)
+	}
+	ln, lerr := net.Listen(network, addr)
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// This thread is in the wrong namespace: do not let it run other goroutines.
+		panic(fmt.Sprintf("setns back: %v", err))
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	return ln
+}
+
+// TestNetns: a connection from the host to a server inside a namespace the
+// test creates is reported twice, each end with its own namespace's inode.
+func TestNetns(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	ns := newTestNetns(t)
+	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
+	defer ln.Close()
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	const send, recv = 12345, 678
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, send)
+		io.ReadFull(c, buf)
+		c.Write(make([]byte, recv))
+		c.Close()
+	}()
+	cli, err := net.DialTimeout("tcp4", server.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Write(make([]byte, send))
+	io.ReadFull(cli, make([]byte, recv))
+	cli.Close()
+	client := netip.MustParseAddrPort(cli.LocalAddr().String())
+
+	hostNS, innerNS := selfNetns(t), netnsInode(t, ns.path)
+	if hostNS == innerNS {
+		t.Fatal("test namespace has the host's inode")
+	}
+	ends := col.waitClosed(2, 5*time.Second, func(c conns.Conn) bool { return c.Local == client || c.Local == server })
+	for _, c := range ends {
+		wantNS, wantDir, wantSent := hostNS, conns.DirectionOutgoing, uint64(send)
+		if c.Local == server {
+			wantNS, wantDir, wantSent = innerNS, conns.DirectionIncoming, recv
+		}
+		if c.Netns != wantNS || c.Direction != wantDir || c.SentBytes != wantSent || c.PID != pid() {
+			t.Errorf("%v->%v: netns=%d dir=%v sent=%d pid=%d, want netns=%d dir=%v sent=%d pid=%d",
+				c.Local, c.Peer, c.Netns, c.Direction, c.SentBytes, c.PID, wantNS, wantDir, wantSent, pid())
+		}
+	}
+}

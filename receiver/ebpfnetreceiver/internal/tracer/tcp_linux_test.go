@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// TestTCPExactBytes: a client sends exactly N bytes and receives exactly M;
+// each end must be reported once, closed, with those numbers on the right
+// side, the right direction, tuple, PID, netns, socket cookie, and the data
+// segment counts `ss -tie` showed just before the close.
+func TestTCPExactBytes(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	sizes := []struct{ send, recv int }{
+		{0, 0}, {1, 7}, {1460, 65536}, {1<<20 + 123, 3}, {5, 2<<20 + 1},
+	}
+	for _, family := range []struct{ name, network, addr string }{
+		{"ipv4", "tcp4", "127.0.0.1:0"}, {"ipv6", "tcp6", "[::1]:0"},
+	} {
+		for _, sz := range sizes {
+			t.Run(fmt.Sprintf("%s/send=%d/recv=%d", family.name, sz.send, sz.recv), func(t *testing.T) {
+				col.t = t
+				exchangeAndCheck(t, col, family.network, family.addr, sz.send, sz.recv)
+			})
+		}
+	}
+}
+
+func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, recv int) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	server := netip.MustParseAddrPort(ln.Addr().String())
+
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	cli, err := net.Dial(network, server.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	client := netip.MustParseAddrPort(cli.LocalAddr().String())
+
+	payload := bytes.Repeat([]byte("a"), send)
+	reply := bytes.Repeat([]byte("b"), recv)
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, send)
+		if _, err := io.ReadFull(srv, buf); err != nil {
+			errc <- err
+			return
+		}
+		_, err := srv.Write(reply)
+		errc <- err
+	}()
+	if _, err := cli.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, recv)
+	if _, err := io.ReadFull(cli, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	truth := ssTCP(t, server.Port())
+	srv.Close()
+	cli.Close()
+
+	ends := col.waitClosed(2, 5*time.Second, func(c conns.Conn) bool {
+		return c.Transport == conns.TransportTCP && (c.Local == client && c.Peer == server || c.Local == server && c.Peer == client)
+	})
+	for _, c := range ends {
+		isClient := c.Local == client
+		wantDir, wantSent, wantRecv := conns.DirectionOutgoing, send, recv
+		if !isClient {
+			wantDir, wantSent, wantRecv = conns.DirectionIncoming, recv, send
+		}
+		ss, ok := truth[c.Local]
+		if !ok {
+			t.Fatalf("ss did not show %v", c.Local)
+		}
+		checks := []struct {
+			what      string
+			got, want any
+		}{
+			{"direction", c.Direction, wantDir},
+			{"sent bytes", c.SentBytes, uint64(wantSent)},
+			{"received bytes", c.RecvBytes, uint64(wantRecv)},
+			{"received bytes (ss bytes_received)", c.RecvBytes, ss.bytesReceived},
+			{"sent packets (ss data_segs_out)", c.SentPackets, ss.dataSegsOut},
+			{"received packets (ss data_segs_in)", c.RecvPackets, ss.dataSegsIn},
+			{"cookie (ss sk:)", c.Cookie, ss.cookie},
+			{"pid", c.PID, pid()},
+			{"netns", c.Netns, selfNetns(t)},
+			{"failure reason", c.TCP.FailureReason, uint16(0)},
+		}
+		for _, ch := range checks {
+			if ch.got != ch.want {
+				t.Errorf("%v end %v->%v: %s = %v, want %v", wantDir, c.Local, c.Peer, ch.what, ch.got, ch.want)
+			}
+		}
+		if c.Duration <= 0 || c.Start.IsZero() {
+			t.Errorf("%v end: duration %v start %v", wantDir, c.Duration, c.Start)
+		}
+	}
+}
+
+// TestTCPHalfClose: after shutdown(SHUT_WR) the peer's FIN moves the client's
+// socket to CLOSE while its reply is still queued; the bytes read afterwards
+// belong to the connection and must be counted.
+func TestTCPHalfClose(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const send, recv = 4096, 300000
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		if n == send {
+			c.Write(make([]byte, recv))
+		}
+		c.Close()
+	}()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Write(make([]byte, send))
+	cli.(*net.TCPConn).CloseWrite()
+	time.Sleep(50 * time.Millisecond) // let the FIN arrive before reading
+	n, _ := io.Copy(io.Discard, cli)
+	cli.Close()
+	if n != recv {
+		t.Fatalf("client read %d bytes, want %d", n, recv)
+	}
+	local := netip.MustParseAddrPort(cli.LocalAddr().String())
+	got := col.waitClosed(1, 5*time.Second, func(c conns.Conn) bool { return c.Local == local })[0]
+	if got.SentBytes != send || got.RecvBytes != recv {
+		t.Errorf("half-closed client: sent %d received %d, want %d and %d", got.SentBytes, got.RecvBytes, send, recv)
+	}
+}
+
+// TestTCPRefused: a connect to a closed port is reported closed with
+// ECONNREFUSED, no bytes, and the connecting PID.
+func TestTCPRefused(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	if c, err := net.Dial("tcp4", target.String()); err == nil {
+		c.Close()
+		t.Fatal("connect to a closed port succeeded")
+	}
+	got := col.waitClosed(1, 5*time.Second, func(c conns.Conn) bool { return c.Peer == target })[0]
+	const econnrefused = 111
+	if got.TCP.FailureReason != econnrefused || got.Direction != conns.DirectionOutgoing || got.PID != pid() || got.SentBytes+got.RecvBytes != 0 {
+		t.Errorf("refused connect reported as %+v", got)
+	}
+}
+
+// TestTCPActiveCounters: an open connection is listed in Active with the bytes
+// so far, and its counters only grow between polls.
+func TestTCPActiveCounters(t *testing.T) {
+	tr := startTracer(t, Config{})
+	col := newCollector(t, tr)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	local := netip.MustParseAddrPort(cli.LocalAddr().String())
+	for i, want := range []uint64{1000, 3000} {
+		cli.Write(make([]byte, 1000*(i+1)))
+		a := col.waitActive(5*time.Second, func(c conns.Conn) bool { return c.Local == local && c.SentBytes == want })
+		if a.Direction != conns.DirectionOutgoing || a.PID != pid() {
+			t.Errorf("active connection %+v", a)
+		}
+	}
+}
