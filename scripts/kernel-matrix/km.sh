@@ -1,0 +1,488 @@
+#!/bin/bash
+# Kernel matrix: boot Debian kernels under qemu (TCG, software emulation: KVM cannot run them on
+# this machine kind) and run a static Go test binary inside each one. See README.md.
+#
+#   km.sh deps                          install the host packages it needs (apt-get update first)
+#   km.sh fetch [KERNEL...]             download/refresh kernels into the cache (default: KM_KERNELS)
+#   km.sh list                          the cached kernels
+#   km.sh exec KERNEL BIN [ARGS...]     run BIN ARGS in one kernel: its output on stdout, its exit code
+#                                       (what vmexec.sh, the go test -exec wrapper, calls)
+#   km.sh run BIN [ARGS...]             run BIN ARGS on every kernel of KM_KERNELS, KM_JOBS VMs at a time,
+#                                       print a line per kernel; exit 1 if any kernel fails
+#   km.sh initramfs KERNEL BIN OUT [ARGS...]   only build the initramfs (for debugging)
+#
+# KERNEL is host (run BIN directly on this machine), 5.10, 6.1, 6.12, latest, or NAME=META/SUITE
+# for any Debian kernel meta-package (e.g. trixie=linux-image-cloud-amd64/trixie).
+set -Eeuo pipefail
+
+here=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
+KM_CACHE=${KM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otelcol-ebpfnet/kernels}
+KM_KERNELS=${KM_KERNELS:-host 5.10 6.1 6.12 latest}
+KM_JOBS=${KM_JOBS:-2}
+KM_CPUS=${KM_CPUS:-1}
+KM_MEM=${KM_MEM:-1536}
+KM_TIMEOUT=${KM_TIMEOUT:-600}
+KM_APPEND=${KM_APPEND:-mitigations=off}
+KM_TOOLS=${KM_TOOLS:-ip ss tc}
+# Always loaded in the guest (with their dependencies): veth pairs and netns plumbing, tc clsact +
+# cls_bpf/act_bpf, netem for loss/delay, and the sock_diag modules `ss` needs.
+KM_BASE_MODULES="veth sch_ingress cls_bpf act_bpf sch_netem dummy
+	inet_diag tcp_diag udp_diag raw_diag unix_diag af_packet_diag netlink_diag"
+KM_MODULES=${KM_MODULES:-}
+# Environment passed into the guest when set here (plus the names in KM_PASSENV).
+KM_ENV_DEFAULT="CI GOTRACEBACK GODEBUG GOMAXPROCS"
+KM_PASSENV=${KM_PASSENV:-}
+
+die() {
+	echo "km: $*" >&2
+	exit 2
+}
+trap 'echo "km: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+
+spec_of() {
+	case $1 in
+	*=*/*) echo "${1#*=}" ;;
+	5.10) echo linux-image-cloud-amd64/bullseye-security ;;
+	6.1) echo linux-image-cloud-amd64/bookworm-security ;;
+	6.12) echo linux-image-6.12-cloud-amd64/bookworm-security ;;
+	latest) echo linux-image-cloud-amd64/trixie-backports ;;
+	*) die "unknown kernel '$1' (known: host 5.10 6.1 6.12 latest, or NAME=META-PACKAGE/SUITE)" ;;
+	esac
+}
+label_of() { echo "${1%%=*}"; }
+
+# ---------------------------------------------------------------- host packages
+
+cmd_deps() {
+	local need=() p
+	for p in qemu-system-x86 busybox-static kmod cpio xz-utils zstd gzip iproute2 util-linux; do
+		dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+	done
+	[ ${#need[@]} -eq 0 ] && return 0
+	echo "km: installing ${need[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+need_tools() {
+	local t
+	for t in qemu-system-x86_64 depmod modprobe cpio xz zstd ip ss flock; do
+		command -v "$t" >/dev/null || {
+			cmd_deps
+			return
+		}
+	done
+	if ! [ -x /bin/busybox ] || ! /bin/busybox --list | grep -qx stty; then cmd_deps; fi
+}
+
+# ---------------------------------------------------------------- kernels (private apt state)
+
+APTO=()
+apt_setup() { # suites...
+	local st=$KM_CACHE/apt kr=/usr/share/keyrings/debian-archive-keyring.gpg mirror sec s
+	# The Debian mirror this machine's apt already uses (first deb / URIs: entry ending in /debian).
+	mirror=${KM_MIRROR:-$(grep -hoE '^(URIs:|deb)( +\[[^]]*\])? +[a-z]+://[^ ]+' \
+		/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+		awk '{print $NF}' | grep -E '/debian/?$' | head -1 || true)}
+	[ -n "$mirror" ] || die "cannot find a Debian mirror in the apt sources; set KM_MIRROR"
+	mirror=${mirror%/}
+	sec=${KM_SECURITY_MIRROR:-$(grep -hoE '^(URIs:|deb)( +\[[^]]*\])? +[a-z]+://[^ ]+' \
+		/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+		awk '{print $NF}' | grep -E '/debian-security/?$' | head -1 || true)}
+	sec=${sec:-$mirror-security}
+	sec=${sec%/}
+	mkdir -p "$st/lists/partial" "$st/cache/archives/partial"
+	for s in "$@"; do
+		case $s in
+		*-security) echo "deb [signed-by=$kr] $sec $s main" ;;
+		*) echo "deb [signed-by=$kr] $mirror $s main" ;;
+		esac
+	done | sort -u >"$st/sources.list"
+	mkdir -p "$st/preferences.d"
+	APTO=(-o Dir::Etc::sourcelist="$st/sources.list" -o Dir::Etc::sourceparts=- -o Dir::Etc::preferencesparts="$st/preferences.d"
+		-o Dir::State::Lists="$st/lists" -o Dir::Cache="$st/cache" -o Debug::NoLocking=1
+		-o APT::Sandbox::User=root -o Acquire::Languages=none -o APT::Architectures=amd64)
+	apt-get "${APTO[@]}" -qq update
+}
+
+# name=version of the versioned linux-{image,binary,modules,base}-N... packages a package depends on exactly
+exact_deps() {
+	apt-cache "${APTO[@]}" show "$1" 2>/dev/null | awk '/^Depends:/{sub(/^Depends: */, ""); print; exit}' |
+		tr ',' '\n' | sed -E 's/\|.*//; s/^ +//; s/ +$//' |
+		sed -nE 's/^(linux-(image|binary|modules|base)-[0-9][^ ]*) \(= ([^)]+)\)$/\1=\3/p'
+}
+
+fetch_one() { # kernel-spec (label or NAME=META/SUITE)
+	local label spec meta suite ver dir pkgs=() queue=() p d kver vml tmp
+	local -A seen=()
+	label=$(label_of "$1")
+	spec=$(spec_of "$1")
+	meta=${spec%/*} suite=${spec#*/}
+	dir=$KM_CACHE/$label
+	ver=$(apt-cache "${APTO[@]}" show "$meta/$suite" 2>/dev/null | awk '/^Version:/{print $2; exit}')
+	[ -n "$ver" ] || die "$label: $meta not found in $suite"
+	mapfile -t queue < <(exact_deps "$meta/$suite")
+	while [ ${#queue[@]} -gt 0 ]; do
+		p=${queue[0]}
+		queue=("${queue[@]:1}")
+		[ -z "${seen[$p]:-}" ] || continue
+		seen[$p]=1
+		pkgs+=("$p")
+		mapfile -t -O ${#queue[@]} queue < <(exact_deps "$p")
+	done
+	[ ${#pkgs[@]} -gt 0 ] || die "$label: no kernel image package found behind $meta/$suite"
+	if [ -f "$dir/info" ] && [ "$(sed -n 's/^pkgs=//p' "$dir/info")" = "${pkgs[*]}" ]; then
+		echo "km: $label: up to date (${pkgs[*]})"
+		return
+	fi
+	echo "km: $label: downloading ${pkgs[*]}"
+	tmp=$KM_CACHE/.tmp-$label
+	rm -rf "$tmp" && mkdir -p "$tmp/debs" "$tmp/root"
+	(cd "$tmp/debs" && apt-get "${APTO[@]}" -qq download "${pkgs[@]}")
+	for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$tmp/root"; done
+	rm -rf "$tmp/debs" "$tmp/root/usr/share/doc" "$tmp/root/usr/share/bug" "$tmp/root/usr/share/lintian"
+	# newer packaging (linux-binary-*/linux-modules-*) installs into /usr/lib/modules only
+	[ -e "$tmp/root/lib" ] || ln -s usr/lib "$tmp/root/lib"
+	kver=$(find "$tmp/root/lib/modules/" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -1)
+	[ -n "$kver" ] || die "$label: no modules directory in ${pkgs[*]}"
+	vml=$(cd "$tmp/root" && { find boot "lib/modules/$kver" -maxdepth 1 -name 'vmlinuz*' 2>/dev/null || true; } | head -1)
+	[ -n "$vml" ] || die "$label: no vmlinuz in ${pkgs[*]}"
+	depmod -b "$tmp/root" "$kver"
+	{
+		echo "label=$label"
+		echo "spec=$spec"
+		echo "version=$ver"
+		echo "kver=$kver"
+		echo "vmlinuz=$vml"
+		echo "pkgs=${pkgs[*]}"
+	} >"$tmp/info"
+	rm -rf "$dir"
+	mv "$tmp" "$dir"
+	echo "km: $label: $kver ($ver) -> $dir"
+}
+
+# fetch [--missing] KERNEL...: with --missing only kernels not in the cache yet (no apt traffic at all
+# when everything is there); without it every kernel is re-resolved and re-downloaded if it changed.
+cmd_fetch() {
+	local missing=0 k want=() suites=() spec
+	[ "${1:-}" = --missing ] && missing=1 && shift
+	# shellcheck disable=SC2086 # a word list
+	[ $# -gt 0 ] || set -- $KM_KERNELS
+	for k in "$@"; do
+		[ "$k" = host ] && continue
+		spec=$(spec_of "$k")
+		[ $missing = 1 ] && [ -f "$KM_CACHE/$(label_of "$k")/info" ] && continue
+		want+=("$k")
+		suites+=("${spec#*/}")
+	done
+	[ ${#want[@]} -gt 0 ] || return 0
+	need_tools
+	mkdir -p "$KM_CACHE"
+	exec 9>"$KM_CACHE/.lock"
+	flock 9
+	apt_setup "${suites[@]}"
+	for k in "${want[@]}"; do fetch_one "$k"; done
+	exec 9>&-
+}
+
+info_of() { sed -n "s/^$2=//p" "$KM_CACHE/$1/info"; }
+
+cmd_list() {
+	local d
+	for d in "$KM_CACHE"/*/info; do
+		[ -f "$d" ] || continue
+		d=$(basename "$(dirname "$d")")
+		printf '%-8s %-28s %-22s %s\n' "$d" "$(info_of "$d" kver)" "$(info_of "$d" version)" "$(info_of "$d" spec)"
+	done
+}
+
+# ---------------------------------------------------------------- initramfs
+
+squote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# the host's iproute2 tools (dynamically linked) with the shared libraries ldd names, at their host paths
+copy_tools() { # stage tool...
+	local stage=$1 t p files=()
+	shift
+	for t in "$@"; do
+		p=$(command -v "$t") || die "$t not found on the host (km.sh deps installs iproute2)"
+		files+=("$p")
+	done
+	mapfile -t -O ${#files[@]} files < <(ldd "${files[@]}" | awk '$2=="=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
+	cp -L --parents "${files[@]}" "$stage"
+}
+
+# build_initrd LABEL BIN OUT [ARGS...]: busybox, iproute2 (ip/ss/tc with their shared libraries),
+# the modules, /init, and the test binary as /km/test, run by /km/run.sh with ARGS.
+build_initrd() {
+	local label=$1 bin=$2 out=$3 root kver stage m p t rel n v
+	shift 3
+	root=$KM_CACHE/$label/root
+	kver=$(info_of "$label" kver)
+	stage=$(mktemp -d "${TMPDIR:-/tmp}/km-initramfs.XXXXXX")
+	# shellcheck disable=SC2064 # expand now: the local is gone when the trap runs
+	trap "rm -rf '$stage'; trap - RETURN" RETURN
+	# merged-/usr layout like the host's; /init runs `busybox --install -s`, which keeps the real
+	# ip/ss/tc (a symlink never replaces an existing file): busybox's ip knows neither veth nor netns.
+	mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib,usr/lib64,dev,proc,sys,tmp,run,root,etc,km}
+	ln -s usr/bin "$stage/bin"
+	ln -s usr/sbin "$stage/sbin"
+	ln -s usr/lib "$stage/lib"
+	ln -s usr/lib64 "$stage/lib64"
+	mkdir -p "$stage/lib/modules/$kver"
+	cp /bin/busybox "$stage/usr/bin/busybox"
+	ln -s busybox "$stage/usr/bin/sh"
+	# shellcheck disable=SC2086 # a word list
+	copy_tools "$stage" $KM_TOOLS
+	[ -d /etc/iproute2 ] && cp -r /etc/iproute2 "$stage/etc/"
+	[ -d /usr/share/iproute2 ] && mkdir -p "$stage/usr/share" && cp -r /usr/share/iproute2 "$stage/usr/share/"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$stage/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+	printf '127.0.0.1\tlocalhost kmvm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
+	printf 'hosts: files dns\n' >"$stage/etc/nsswitch.conf"
+	[ -f /etc/services ] && cp /etc/services "$stage/etc/"
+	[ -f /etc/protocols ] && cp /etc/protocols "$stage/etc/"
+
+	# modules: decompressed, each after its dependencies, plus a modules.dep for busybox modprobe
+	: >"$stage/km/modules.load"
+	# shellcheck disable=SC2086 # word lists
+	for m in $KM_BASE_MODULES $KM_MODULES; do
+		if ! modprobe -d "$root" -S "$kver" --show-depends "$m" >"$stage/km/dep" 2>/dev/null; then
+			echo "km: $label: module $m not found (neither built in nor a module)" >&2
+			continue
+		fi
+		awk '$1=="insmod"{print $2}' "$stage/km/dep"
+	done | awk '!seen[$0]++' | while read -r p; do
+		rel=${p#"$root/lib/modules/$kver/"}
+		rel=${rel#"$root/usr/lib/modules/$kver/"}
+		n=${rel%.xz}
+		n=${n%.zst}
+		n=${n%.gz}
+		mkdir -p "$(dirname "$stage/lib/modules/$kver/$n")"
+		case $p in
+		*.xz) xz -dc "$p" >"$stage/lib/modules/$kver/$n" ;;
+		*.zst) zstd -qdc "$p" >"$stage/lib/modules/$kver/$n" ;;
+		*.gz) gzip -dc "$p" >"$stage/lib/modules/$kver/$n" ;;
+		*) cp "$p" "$stage/lib/modules/$kver/$n" ;;
+		esac
+		echo "$n" >>"$stage/km/modules.load"
+	done
+	rm -f "$stage/km/dep"
+	for p in modules.builtin modules.builtin.modinfo modules.order; do
+		[ -f "$root/lib/modules/$kver/$p" ] && cp "$root/lib/modules/$kver/$p" "$stage/lib/modules/$kver/"
+	done
+	depmod -b "$stage" "$kver"
+
+	cp "$here/init.sh" "$stage/init"
+	chmod 0755 "$stage/init"
+	cp "$bin" "$stage/km/test"
+	chmod 0755 "$stage/km/test"
+	{
+		echo "# written by km.sh"
+		echo "export KM_KERNEL=$(squote "$label") KM_GUEST=1"
+		for n in $KM_ENV_DEFAULT $KM_PASSENV; do
+			[ -n "${!n+x}" ] || continue
+			v=${!n}
+			echo "export $n=$(squote "$v")"
+		done
+		printf 'exec /km/test'
+		for v in "$@"; do printf ' %s' "$(squote "$v")"; done
+		echo
+	} >"$stage/km/run.sh"
+
+	# Uncompressed: under TCG the guest would spend seconds gunzipping it.
+	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out"
+}
+
+# ---------------------------------------------------------------- booting
+
+# boot LABEL INITRD DIR: console.log, out.log (test output), status.log, qemu.log in DIR;
+# returns timeout's/qemu's exit code (124: timed out)
+boot() {
+	local label=$1 initrd=$2 dir=$3 vml rc=0
+	vml=$KM_CACHE/$label/root/$(info_of "$label" vmlinuz)
+	: >"$dir/console.log"
+	: >"$dir/out.log"
+	: >"$dir/status.log"
+	timeout -k 10 "$KM_TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config \
+		-machine pc,accel=tcg -cpu max -smp "$KM_CPUS" -m "$KM_MEM" -display none -no-reboot \
+		-kernel "$vml" -initrd "$initrd" \
+		-append "console=ttyS0 quiet panic=-1 random.trust_cpu=on $KM_APPEND" \
+		-serial "file:$dir/console.log" -serial "file:$dir/out.log" -serial "file:$dir/status.log" \
+		</dev/null >"$dir/qemu.log" 2>&1 || rc=$?
+	return $rc
+}
+
+status_of() { sed -n "s/^$2//p" "$1/status.log" | tr -d '\r' | tail -1; }
+
+# ---------------------------------------------------------------- exec: one kernel, go test -exec style
+
+cmd_exec() {
+	[ $# -ge 2 ] || die "usage: km.sh exec KERNEL BIN [ARGS...]"
+	local k=$1 bin label w rc qrc=0
+	bin=$(realpath "$2")
+	shift 2
+	label=$(label_of "$k")
+	if [ "$label" = host ]; then
+		w=$(mktemp -d "${TMPDIR:-/tmp}/km-host.XXXXXX")
+		rc=0
+		(cd "$w" && KM_KERNEL=host "$bin" "$@") </dev/null || rc=$?
+		rm -rf "$w"
+		exit $rc
+	fi
+	cmd_fetch --missing "$k" >&2
+	need_tools
+	w=$(mktemp -d "${TMPDIR:-/tmp}/km-exec.XXXXXX")
+	# shellcheck disable=SC2064
+	[ -n "${KM_KEEP:-}" ] || trap "rm -rf '$w'" EXIT
+	build_initrd "$label" "$bin" "$w/initrd" "$@"
+	boot "$label" "$w/initrd" "$w" || qrc=$?
+	rm -f "$w/initrd"
+	cat "$w/out.log"
+	rc=$(status_of "$w" "KM-RC ")
+	if [ -z "$rc" ]; then
+		echo "km: $label: no exit code from the guest ($([ $qrc = 124 ] && echo "timed out after ${KM_TIMEOUT}s" || echo "qemu exit $qrc")); console tail:" >&2
+		tail -n 40 "$w/console.log" | tr -d '\r' >&2
+		tail -n 5 "$w/qemu.log" >&2
+		exit 1
+	fi
+	exit "$rc"
+}
+
+# ---------------------------------------------------------------- run: the matrix
+
+# run_one LABEL LOGDIR BIN ARGS...: writes LOGDIR/LABEL.log (test output) and LOGDIR/LABEL/ (console,
+# status, result), prints a progress line
+run_one() {
+	local label=$1 logdir=$2 bin=$3 d start rc qrc=0 res kver booted done_up version
+	shift 3
+	d=$logdir/$label
+	mkdir -p "$d"
+	start=$(now)
+	if [ "$label" = host ]; then
+		rc=0
+		mkdir -p "$d/work"
+		(cd "$d/work" && KM_KERNEL=host "$bin" "$@") </dev/null >"$logdir/$label.log" 2>&1 || rc=$?
+		rmdir "$d/work" 2>/dev/null || true
+		kver=$(uname -r) booted=0 done_up=
+		res=$([ "$rc" = 0 ] && echo PASS || echo "FAIL(rc=$rc)")
+		version=host
+	else
+		build_initrd "$label" "$bin" "$d/initrd" "$@" 2>"$d/build.log" || {
+			cat "$d/build.log" >&2
+			return 1
+		}
+		boot "$label" "$d/initrd" "$d" || qrc=$?
+		rm -f "$d/initrd"
+		mv "$d/out.log" "$logdir/$label.log"
+		rc=$(status_of "$d" "KM-RC ")
+		kver=$(status_of "$d" "KM-BOOTED kernel=" | cut -d' ' -f1)
+		booted=$(status_of "$d" "KM-BOOTED " | sed -n 's/.*uptime=//p')
+		done_up=$(status_of "$d" "KM-DONE uptime=")
+		version=$(info_of "$label" version)
+		if [ -n "$rc" ]; then
+			res=$([ "$rc" = 0 ] && echo PASS || echo "FAIL(rc=$rc)")
+		elif [ "$qrc" = 124 ]; then
+			res=TIMEOUT
+		else
+			res="NO-RC(qemu=$qrc)"
+		fi
+	fi
+	{
+		echo "label=$label"
+		echo "kver=${kver:-$(info_of "$label" kver 2>/dev/null || true)}"
+		echo "version=$version"
+		echo "result=$res"
+		echo "boot=${booted:-}"
+		echo "guest=${done_up:-}"
+		echo "wall=$(since "$start")"
+	} >"$d/result"
+	echo "km: done $(result_line "$d/result")"
+}
+
+result_line() {
+	awk -F= '{v[$1]=substr($0, length($1)+2)} END{
+		printf "%-7s %-27s %-19s %-13s boot %6s  guest %7s  wall %7s\n", v["label"], v["kver"], v["version"],
+			v["result"], (v["boot"]=="" ? "-" : v["boot"] "s"), (v["guest"]=="" ? "-" : v["guest"] "s"), v["wall"] "s"}' "$1"
+}
+
+cmd_run() {
+	[ $# -ge 1 ] || die "usage: km.sh run BIN [ARGS...]"
+	local bin k label logdir start fail=0 labels=() args=() has_timeout=0 a r
+	bin=$(realpath "$1")
+	shift
+	[ -x "$bin" ] || die "$bin is not an executable"
+	for a in "$@"; do case $a in -test.timeout=* | -test.timeout) has_timeout=1 ;; esac done
+	args=("$@")
+	# the test's own timeout first, so a hang ends with goroutine dumps rather than a killed VM
+	[ $has_timeout = 1 ] || args+=("-test.timeout=$((KM_TIMEOUT > 120 ? KM_TIMEOUT - 60 : KM_TIMEOUT))s")
+	# shellcheck disable=SC2086
+	cmd_fetch --missing $KM_KERNELS
+	need_tools
+	for k in $KM_KERNELS; do labels+=("$(label_of "$k")"); done
+	logdir=${KM_LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/km-run.XXXXXX")}
+	mkdir -p "$logdir"
+	echo "km: ${bin##*/} ${args[*]}"
+	echo "km: kernels: ${labels[*]}; $KM_JOBS at a time, $KM_CPUS vCPU/${KM_MEM}MB each, timeout ${KM_TIMEOUT}s; logs in $logdir"
+	start=$(now)
+	for label in "${labels[@]}"; do
+		while [ "$(jobs -rp | wc -l)" -ge "$KM_JOBS" ]; do wait -n || true; done
+		run_one "$label" "$logdir" "$bin" "${args[@]}" &
+	done
+	wait
+	echo
+	echo "km: kernel matrix (${bin##*/}, total wall $(since "$start")s with $KM_JOBS at a time)"
+	for label in "${labels[@]}"; do
+		r=$logdir/$label/result
+		if [ ! -f "$r" ]; then
+			printf '%-7s %s\n' "$label" "NO RESULT (see $logdir/$label/)"
+			fail=1
+			continue
+		fi
+		result_line "$r"
+		grep -ai 'hook' "$logdir/$label.log" 2>/dev/null | head -n "${KM_HOOK_LINES:-20}" | sed 's/^/        /' || true
+		if [ "$(sed -n 's/^result=//p' "$r")" != PASS ]; then
+			fail=1
+			echo "    --- $label: tail of $logdir/$label.log"
+			tail -n "${KM_TAIL:-40}" "$logdir/$label.log" | sed 's/^/    | /'
+			if ! grep -q '^KM-RC' "$logdir/$label/status.log" 2>/dev/null && [ "$label" != host ]; then
+				echo "    --- $label: tail of the console ($logdir/$label/console.log)"
+				tail -n 30 "$logdir/$label/console.log" | tr -d '\r' | sed 's/^/    | /'
+			fi
+		fi
+		if [ "$label" != host ] && grep -aqE '(WARNING|BUG|Oops|Call Trace):?' "$logdir/$label/console.log" 2>/dev/null; then
+			echo "    note: kernel warnings on the console, see $logdir/$label/console.log"
+		fi
+		grep -a '^KM-NOTE' "$logdir/$label/status.log" 2>/dev/null | sed 's/^/    /' || true
+	done
+	exit $fail
+}
+
+case ${1:-} in
+deps) cmd_deps ;;
+fetch)
+	shift
+	cmd_fetch "$@"
+	;;
+list) cmd_list ;;
+exec)
+	shift
+	cmd_exec "$@"
+	;;
+run)
+	shift
+	cmd_run "$@"
+	;;
+initramfs)
+	shift
+	[ $# -ge 3 ] || die "usage: km.sh initramfs KERNEL BIN OUT [ARGS...]"
+	cmd_fetch --missing "$1"
+	build_initrd "$(label_of "$1")" "$(realpath "$2")" "$(realpath -m "$3")" "${@:4}"
+	;;
+*)
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
