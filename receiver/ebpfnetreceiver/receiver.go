@@ -47,7 +47,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newS
 	if err != nil {
 		return nil, fmt.Errorf("ebpfnet telemetry: %w", err)
 	}
-	s := &ebpfnetScraper{cfg: cfg, set: set, newSource: newSource, newResolver: newResolver, telemetry: tb}
+	s := &ebpfnetScraper{cfg: cfg, set: set, newSource: newSource, newResolver: newResolver, telemetry: tb, now: time.Now}
 	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
 	if err != nil {
 		return nil, err
@@ -84,6 +84,7 @@ type ebpfnetScraper struct {
 	newSource   sourceFactory
 	newResolver resolverFactory
 	telemetry   *metadata.TelemetryBuilder
+	now         func() time.Time // time.Now; tests pin it
 
 	src       conns.Source
 	resolver  resourceResolver
@@ -100,7 +101,7 @@ func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 		return fmt.Errorf("ebpfnet receiver: start tracer: %w", err)
 	}
 	s.src = src
-	s.startTime = time.Now()
+	s.startTime = s.now()
 	s.resolver = s.newResolver(s.cfg)
 	aggCfg, err := aggregateConfig(s.cfg)
 	if err != nil {
@@ -140,7 +141,7 @@ func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		return pmetric.NewMetrics(), fmt.Errorf("ebpfnet receiver: poll tracer: %w", err)
 	}
 	if snap.Time.IsZero() {
-		snap.Time = time.Now()
+		snap.Time = s.now()
 	}
 	stats := s.agg.Update(snap)
 	s.recordTelemetry(ctx, s.src.Telemetry(), stats)

@@ -142,16 +142,18 @@ func ErrnoName(errno uint16) string {
 
 // attrsOf returns every attribute of c; project drops what a metric does not keep.
 func attrsOf(c *conns.Conn) Attrs {
+	local, peer := c.Local.Addr().Unmap(), c.Peer.Addr().Unmap()
 	return Attrs{
-		LocalAddr:  c.Local.Addr().Unmap(),
-		PeerAddr:   c.Peer.Addr().Unmap(),
+		LocalAddr:  local,
+		PeerAddr:   peer,
 		Stack:      c.Stack,
 		LocalPort:  c.Local.Port(),
 		PeerPort:   c.Peer.Port(),
 		ServerPort: serverPort(c),
 		Transport:  c.Transport,
 		Direction:  c.Direction,
-		IPv6:       c.IsIPv6(),
+		// An IPv4-mapped address is IPv4 on the wire.
+		IPv6: local.Is6() || peer.Is6(),
 	}
 }
 

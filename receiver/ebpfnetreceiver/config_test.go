@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package ebpfnetreceiver
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := createDefaultConfig()
+	if err := sub.Unmarshal(cfg); err != nil {
+		t.Fatalf("unmarshal %s: %v", name, err)
+	}
+	return cfg
+}
+
+func TestLoadConfig(t *testing.T) {
+	def := loadConfig(t, "")
+	if err := confmap.Validate(def); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	if def.CollectionInterval != 10*time.Second || def.MaxTrackedConnections != 65536 || !def.ProtocolClassification ||
+		def.Aggregation.MaxSeries != 10000 || !def.ConnectionDuration.Enabled || def.TCPRTT.Enabled {
+		t.Fatalf("defaults: %+v", def)
+	}
+
+	c := loadConfig(t, "custom")
+	if err := confmap.Validate(c); err != nil {
+		t.Fatalf("custom config invalid: %v", err)
+	}
+	if c.CollectionInterval != 30*time.Second || c.MaxTrackedConnections != 131072 || c.ProtocolClassification ||
+		c.Aggregation.MaxSeries != 500 || c.Aggregation.SeriesExpiry != time.Hour {
+		t.Fatalf("custom: %+v", c)
+	}
+	if got := c.Metrics.EbpfnetConnectionIo.EnabledAttributes; len(got) != 3 {
+		t.Fatalf("io attributes: %v", got)
+	}
+	if c.ConnectionDuration.Enabled || !c.TCPRTT.Enabled || len(c.TCPRTT.Attributes) != 2 {
+		t.Fatalf("histograms: duration %+v rtt %+v", c.ConnectionDuration, c.TCPRTT)
+	}
+	if !c.Metrics.EbpfnetTCPRetransmitCount.Enabled || !c.ResourceAttributes.ProcessCommandLine.Enabled {
+		t.Fatal("toggles not applied")
+	}
+	// The generated metrics (not overridden) keep their defaults.
+	if !c.Metrics.EbpfnetConnectionOpened.Enabled {
+		t.Fatal("opened disabled")
+	}
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	tests := []struct {
+		name     string
+		sentinel error
+		key      string
+	}{
+		{"negative_interval", ErrInvalidInterval, "collection_interval"},
+		{"zero_map_size", ErrInvalidMapSize, "max_tracked_connections"},
+		{"negative_max_series", ErrInvalidMaxSeries, "aggregation::max_series"},
+		{"unknown_attribute", nil, "ebpfnet.connection.io"},
+		{"unknown_histogram_attribute", ErrUnknownAttribute, "metrics::ebpfnet.connection.duration::attributes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := confmap.Validate(loadConfig(t, tt.name))
+			if err == nil {
+				t.Fatal("config accepted")
+			}
+			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
+				t.Errorf("error %q does not wrap %q", err, tt.sentinel)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q does not name %q", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestValidateDirect(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.CollectionInterval = 0
+	cfg.MaxTrackedConnections = 1 << 33
+	cfg.Aggregation.SeriesExpiry = -time.Second
+	err := cfg.Validate()
+	for _, want := range []error{ErrInvalidInterval, ErrInvalidMapSize, ErrInvalidExpiry} {
+		if !errors.Is(err, want) {
+			t.Errorf("%v: missing %v", err, want)
+		}
+	}
+}
