@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package ebpfnetreceiver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
+)
+
+// TestEndToEndLoopbackBytes runs the receiver with the real kernel tracer:
+// real loopback TCP traffic with known byte counts must show up exactly in
+// ebpfnet.connection.io, under this process's resource and the right
+// direction and server.port. It needs root and BTF: off CI it skips without
+// them, under CI it fails.
+func TestEndToEndLoopbackBytes(t *testing.T) {
+	privtest.Require(t)
+	const sent, received = 123457, 54321 // bytes the client sends and receives
+
+	bpfFDsBefore := countBPFFDs(t)
+	cfg := createDefaultConfig()
+	cfg.CollectionInterval = 200 * time.Millisecond
+	sink := new(consumertest.MetricsSink)
+	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		privtest.SkipOrFail(t, err)
+	}
+	shutdown := func() {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+	defer shutdown()
+
+	port := loopbackExchange(t, sent, received)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{
+		"outgoing/transmit": sent, "outgoing/receive": received, // the client's socket
+		"incoming/transmit": received, "incoming/receive": sent, // the server's socket
+	}
+	var got map[string]int64
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if all := sink.AllMetrics(); len(all) > 0 {
+			got = ioByDirection(all[len(all)-1], int64(os.Getpid()), filepath.Base(exe), int64(port))
+			if equal(got, want) {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !equal(got, want) {
+		t.Fatalf("ebpfnet.connection.io for pid %d (%s), server.port %d: got %v, want %v",
+			os.Getpid(), filepath.Base(exe), port, got, want)
+	}
+
+	shutdown()
+	shutdown() // idempotent
+	if after := countBPFFDs(t); after != bpfFDsBefore {
+		t.Fatalf("BPF objects left behind: %d BPF file descriptors before start, %d after shutdown", bpfFDsBefore, after)
+	}
+}
+
+// loopbackExchange opens a loopback TCP listener, has a client send exactly
+// sent bytes and receive exactly received bytes, closes both ends and
+// returns the listening port.
+func loopbackExchange(t *testing.T, sent, received int) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serverErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			serverErr <- err
+			return
+		}
+		defer c.Close()
+		if n, err := io.CopyN(io.Discard, c, int64(sent)); err != nil {
+			serverErr <- fmt.Errorf("server read %d of %d bytes: %w", n, sent, err)
+			return
+		}
+		_, err = c.Write(make([]byte, received))
+		serverErr <- err
+	}()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, sent)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.CopyN(io.Discard, c, int64(received)); err != nil {
+		t.Fatalf("client read %d of %d bytes: %v", n, received, err)
+	}
+	if err := <-serverErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ioByDirection sums ebpfnet.connection.io by "direction/io direction" for
+// the loopback series on port under the resource of pid and exe.
+func ioByDirection(md pmetric.Metrics, pid int64, exe string, port int64) map[string]int64 {
+	out := map[string]int64{}
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		res := rms.At(i).Resource().Attributes()
+		if v, ok := res.Get("process.pid"); !ok || v.Int() != pid {
+			continue
+		}
+		if v, ok := res.Get("process.executable.name"); !ok || v.Str() != exe {
+			continue
+		}
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if ms.At(k).Name() != "ebpfnet.connection.io" {
+					continue
+				}
+				dps := ms.At(k).Sum().DataPoints()
+				for l := 0; l < dps.Len(); l++ {
+					a := dps.At(l).Attributes()
+					if str(a, "network.peer.address") != "127.0.0.1" || intAttr(a, "server.port") != port ||
+						str(a, "network.transport") != "tcp" || str(a, "network.type") != "ipv4" {
+						continue
+					}
+					out[str(a, "ebpfnet.connection.direction")+"/"+str(a, "network.io.direction")] += dps.At(l).IntValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+func str(m pcommon.Map, k string) string {
+	v, _ := m.Get(k)
+	return v.AsString()
+}
+
+func intAttr(m pcommon.Map, k string) int64 {
+	v, _ := m.Get(k)
+	return v.Int()
+}
+
+func equal(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// countBPFFDs counts this process's file descriptors that hold BPF programs,
+// maps or links.
+func countBPFFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, "anon_inode:bpf") {
+			n++
+		}
+	}
+	return n
+}
