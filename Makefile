@@ -32,3 +32,20 @@ lint: ## go vet
 .PHONY: test
 test: ## the whole test suite (run as root: BPF tests need it; under CI=true they fail instead of skipping)
 	$(GO) test -race -count=1 ./...
+
+# The kernel matrix (scripts/kernel-matrix/README.md): the tracer's tests, built static, run on the host
+# and inside Debian kernels booted under qemu, two VMs at a time. Kernels are cached under KM_CACHE.
+KM_KERNELS ?=
+KM_RUN ?=
+
+.PHONY: kernel-matrix
+kernel-matrix: ## tracer tests on the host + Debian 5.10/6.1/6.12/latest under qemu (KM_KERNELS="6.1 latest", KM_RUN=TestX)
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "CGO_ENABLED=0 $(GO) test -c -o $$tmp/tracer.test ./receiver/ebpfnetreceiver/internal/tracer"; \
+	CGO_ENABLED=0 $(GO) test -c -o "$$tmp/tracer.test" ./receiver/ebpfnetreceiver/internal/tracer; \
+	KM_KERNELS='$(KM_KERNELS)' scripts/kernel-matrix/km.sh run "$$tmp/tracer.test" -test.v -test.count=1 $(if $(KM_RUN),'-test.run=$(KM_RUN)')
+
+.PHONY: kernel-matrix-fetch
+kernel-matrix-fetch: ## install qemu & co., download/refresh the kernel matrix's kernels into KM_CACHE
+	scripts/kernel-matrix/km.sh deps
+	KM_KERNELS='$(KM_KERNELS)' scripts/kernel-matrix/km.sh fetch

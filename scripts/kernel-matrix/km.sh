@@ -23,7 +23,7 @@ KM_CPUS=${KM_CPUS:-1}
 KM_MEM=${KM_MEM:-1536}
 KM_TIMEOUT=${KM_TIMEOUT:-600}
 KM_APPEND=${KM_APPEND:-mitigations=off}
-KM_TOOLS=${KM_TOOLS:-ip ss tc}
+KM_TOOLS=${KM_TOOLS:-ip ss tc bpftool}
 # Always loaded in the guest (with their dependencies): veth pairs and netns plumbing, tc clsact +
 # cls_bpf/act_bpf, netem for loss/delay, and the sock_diag modules `ss` needs.
 KM_BASE_MODULES="veth sch_ingress cls_bpf act_bpf sch_netem dummy
@@ -57,7 +57,7 @@ label_of() { echo "${1%%=*}"; }
 
 cmd_deps() {
 	local need=() p
-	for p in qemu-system-x86 busybox-static kmod cpio xz-utils zstd gzip iproute2 util-linux; do
+	for p in qemu-system-x86 busybox-static kmod cpio xz-utils zstd gzip iproute2 bpftool util-linux; do
 		dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 	done
 	[ ${#need[@]} -eq 0 ] && return 0
@@ -68,7 +68,7 @@ cmd_deps() {
 
 need_tools() {
 	local t
-	for t in qemu-system-x86_64 depmod modprobe cpio xz zstd ip ss flock; do
+	for t in qemu-system-x86_64 depmod modprobe cpio xz zstd ip ss tc bpftool flock; do
 		command -v "$t" >/dev/null || {
 			cmd_deps
 			return
@@ -207,7 +207,7 @@ copy_tools() { # stage tool...
 	local stage=$1 t p files=()
 	shift
 	for t in "$@"; do
-		p=$(command -v "$t") || die "$t not found on the host (km.sh deps installs iproute2)"
+		p=$(command -v "$t") || die "$t not found on the host (km.sh deps installs iproute2 and bpftool)"
 		files+=("$p")
 	done
 	mapfile -t -O ${#files[@]} files < <(ldd "${files[@]}" | awk '$2=="=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
@@ -408,6 +408,14 @@ result_line() {
 			v["result"], (v["boot"]=="" ? "-" : v["boot"] "s"), (v["guest"]=="" ? "-" : v["guest"] "s"), v["wall"] "s"}' "$1"
 }
 
+# the distinct lines of a test log that mention a hook, without go test's file:line and a leading
+# timestamp (every test starting a tracer logs the same choice again)
+hook_lines() {
+	grep -ai 'hook' "$1" 2>/dev/null |
+		sed -E 's/^[[:space:]]*//; s/^[[:alnum:]_.-]+\.go:[0-9]+: //; s/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?[[:space:]]+//' |
+		awk '!seen[$0]++' | head -n "${KM_HOOK_LINES:-20}" | sed 's/^/        /' || true
+}
+
 cmd_run() {
 	[ $# -ge 1 ] || die "usage: km.sh run BIN [ARGS...]"
 	local bin k label logdir start fail=0 labels=() args=() has_timeout=0 a r
@@ -442,9 +450,10 @@ cmd_run() {
 			continue
 		fi
 		result_line "$r"
-		grep -ai 'hook' "$logdir/$label.log" 2>/dev/null | head -n "${KM_HOOK_LINES:-20}" | sed 's/^/        /' || true
+		hook_lines "$logdir/$label.log"
 		if [ "$(sed -n 's/^result=//p' "$r")" != PASS ]; then
 			fail=1
+			grep -aE '^[[:space:]]*--- FAIL' "$logdir/$label.log" | head -n 30 | sed 's/^/    /' || true
 			echo "    --- $label: tail of $logdir/$label.log"
 			tail -n "${KM_TAIL:-40}" "$logdir/$label.log" | sed 's/^/    | /'
 			if ! grep -q '^KM-RC' "$logdir/$label/status.log" 2>/dev/null && [ "$label" != host ]; then
