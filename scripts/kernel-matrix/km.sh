@@ -16,9 +16,11 @@
 set -Eeuo pipefail
 
 here=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
-KM_CACHE=${KM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otelcol-ebpfnet/kernels}
+KM_CACHE=${KM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/otelcol-ebpfnet/kernels}
 KM_KERNELS=${KM_KERNELS:-host 5.10 6.1 6.12 latest}
 KM_JOBS=${KM_JOBS:-2}
+# VMs on this machine at once, across all km.sh processes (parallel go test -exec runs, several users)
+KM_MAX_VMS=${KM_MAX_VMS:-2}
 KM_CPUS=${KM_CPUS:-1}
 KM_MEM=${KM_MEM:-1536}
 KM_TIMEOUT=${KM_TIMEOUT:-600}
@@ -214,11 +216,10 @@ copy_tools() { # stage tool...
 	cp -L --parents "${files[@]}" "$stage"
 }
 
-# build_initrd LABEL BIN OUT [ARGS...]: busybox, iproute2 (ip/ss/tc with their shared libraries),
-# the modules, /init, and the test binary as /km/test, run by /km/run.sh with ARGS.
-build_initrd() {
-	local label=$1 bin=$2 out=$3 root kver stage m p t rel n v
-	shift 3
+# build_base LABEL OUT: the part of the initramfs that is the same for every test binary: busybox,
+# iproute2 and bpftool with their shared libraries, the modules, /init.
+build_base() {
+	local label=$1 out=$2 root kver stage m p rel n
 	root=$KM_CACHE/$label/root
 	kver=$(info_of "$label" kver)
 	stage=$(mktemp -d "${TMPDIR:-/tmp}/km-initramfs.XXXXXX")
@@ -277,6 +278,43 @@ build_initrd() {
 
 	cp "$here/init.sh" "$stage/init"
 	chmod 0755 "$stage/init"
+	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out"
+}
+
+# base_initrd LABEL: the cached base archive of LABEL, (re)built when an input changed
+base_initrd() {
+	local label=$1 key t f out
+	key=$({
+		cat "$here/km.sh" "$here/init.sh" "$KM_CACHE/$label/info"
+		echo "$KM_TOOLS | $KM_BASE_MODULES | $KM_MODULES"
+		for t in busybox $KM_TOOLS; do
+			f=$(command -v "$t") && stat -L -c '%n %s %Y' "$f"
+		done
+	} | sha256sum | cut -c1-16)
+	out=$KM_CACHE/$label/base-$key.cpio
+	if [ ! -s "$out" ]; then
+		exec 8>"$KM_CACHE/$label/.lock"
+		flock 8
+		if [ ! -s "$out" ]; then
+			rm -f "$KM_CACHE/$label"/base-*.cpio
+			build_base "$label" "$out.tmp"
+			mv "$out.tmp" "$out"
+		fi
+		exec 8>&-
+	fi
+	echo "$out"
+}
+
+# build_initrd LABEL BIN OUT [ARGS...]: the base archive followed by a second one (the kernel unpacks
+# both) with the test binary as /km/test and /km/run.sh, which runs it with ARGS.
+build_initrd() {
+	local label=$1 bin=$2 out=$3 base stage n v
+	shift 3
+	base=$(base_initrd "$label")
+	stage=$(mktemp -d "${TMPDIR:-/tmp}/km-initramfs.XXXXXX")
+	# shellcheck disable=SC2064 # expand now: the local is gone when the trap runs
+	trap "rm -rf '$stage'; trap - RETURN" RETURN
+	mkdir -p "$stage/km"
 	cp "$bin" "$stage/km/test"
 	chmod 0755 "$stage/km/test"
 	{
@@ -293,7 +331,10 @@ build_initrd() {
 	} >"$stage/km/run.sh"
 
 	# Uncompressed: under TCG the guest would spend seconds gunzipping it.
-	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out"
+	{
+		cat "$base"
+		(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0)
+	} >"$out"
 }
 
 # ---------------------------------------------------------------- booting
@@ -306,13 +347,30 @@ boot() {
 	: >"$dir/console.log"
 	: >"$dir/out.log"
 	: >"$dir/status.log"
+	acquire_vm_slot
 	timeout -k 10 "$KM_TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config \
 		-machine pc,accel=tcg -cpu max -smp "$KM_CPUS" -m "$KM_MEM" -display none -no-reboot \
 		-kernel "$vml" -initrd "$initrd" \
 		-append "console=ttyS0 quiet panic=-1 random.trust_cpu=on $KM_APPEND" \
 		-serial "file:$dir/console.log" -serial "file:$dir/out.log" -serial "file:$dir/status.log" \
 		</dev/null >"$dir/qemu.log" 2>&1 || rc=$?
+	exec {vm_slot}>&-
 	return $rc
+}
+
+# acquire_vm_slot: wait for one of KM_MAX_VMS lock files; the lock lasts until vm_slot is closed
+vm_slot=
+acquire_vm_slot() {
+	local i
+	mkdir -p "$KM_CACHE/.vm-slots"
+	while :; do
+		for ((i = 0; i < KM_MAX_VMS; i++)); do
+			exec {vm_slot}>"$KM_CACHE/.vm-slots/$i"
+			flock -n "$vm_slot" && return 0
+			exec {vm_slot}>&-
+		done
+		sleep 1
+	done
 }
 
 status_of() { sed -n "s/^$2//p" "$1/status.log" | tr -d '\r' | tail -1; }
