@@ -347,7 +347,10 @@ boot() {
 	: >"$dir/console.log"
 	: >"$dir/out.log"
 	: >"$dir/status.log"
+	local t0
+	t0=$(now)
 	acquire_vm_slot
+	since "$t0" >"$dir/slot-wait"
 	timeout -k 10 "$KM_TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config \
 		-machine pc,accel=tcg -cpu max -smp "$KM_CPUS" -m "$KM_MEM" -display none -no-reboot \
 		-kernel "$vml" -initrd "$initrd" \
@@ -424,7 +427,7 @@ run_one() {
 		mkdir -p "$d/work"
 		(cd "$d/work" && KM_KERNEL=host "$bin" "$@") </dev/null >"$logdir/$label.log" 2>&1 || rc=$?
 		rmdir "$d/work" 2>/dev/null || true
-		kver=$(uname -r) booted=0 done_up=
+		kver=$(uname -r) booted='' done_up=''
 		res=$([ "$rc" = 0 ] && echo PASS || echo "FAIL(rc=$rc)")
 		version=host
 	else
@@ -456,14 +459,16 @@ run_one() {
 		echo "boot=${booted:-}"
 		echo "guest=${done_up:-}"
 		echo "wall=$(since "$start")"
+		echo "wait=$(cat "$d/slot-wait" 2>/dev/null || true)"
 	} >"$d/result"
 	echo "km: done $(result_line "$d/result")"
 }
 
 result_line() {
 	awk -F= '{v[$1]=substr($0, length($1)+2)} END{
-		printf "%-7s %-27s %-19s %-13s boot %6s  guest %7s  wall %7s\n", v["label"], v["kver"], v["version"],
-			v["result"], (v["boot"]=="" ? "-" : v["boot"] "s"), (v["guest"]=="" ? "-" : v["guest"] "s"), v["wall"] "s"}' "$1"
+		printf "%-7s %-27s %-19s %-13s boot %6s  guest %7s  wall %7s%s\n", v["label"], v["kver"], v["version"],
+			v["result"], (v["boot"]=="" ? "-" : v["boot"] "s"), (v["guest"]=="" ? "-" : v["guest"] "s"), v["wall"] "s",
+			(v["wait"] + 0 > 0.5 ? " (" v["wait"] "s of it waiting for a VM slot)" : "")}' "$1"
 }
 
 # the distinct lines of a test log that mention a hook, without go test's file:line and a leading
