@@ -472,9 +472,12 @@ result_line() {
 }
 
 # the distinct lines of a test log that mention a hook, without go test's file:line and a leading
-# timestamp (every test starting a tracer logs the same choice again)
+# timestamp (every test starting a tracer logs the same choice again). A test that prints lines
+# containing "KERNEL-MATRIX" chooses exactly what is shown: then only those lines are.
 hook_lines() {
-	grep -ai 'hook' "$1" 2>/dev/null |
+	local pat=${KM_HOOK_PATTERN:-hook}
+	grep -aq 'KERNEL-MATRIX' "$1" 2>/dev/null && pat=KERNEL-MATRIX
+	grep -ai -- "$pat" "$1" 2>/dev/null |
 		sed -E 's/^[[:space:]]*//; s/^[[:alnum:]_.-]+\.go:[0-9]+: //; s/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?[[:space:]]+//' |
 		awk '!seen[$0]++' | head -n "${KM_HOOK_LINES:-20}" | sed 's/^/        /' || true
 }
