@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Entry points of the otelcol-ebpfnet connection tracer: one line each into a handler of its
- * concern (tcp/, udp/). Program names are short (the kernel keeps 15 characters) and share the
- * enet_ prefix so `bpftool prog list` shows ours at a glance. */
+ * concern (tcp/, udp/). Several programs may give the same data through different kernel hooks;
+ * Go tries them on the running kernel, best first, and attaches one set (see hooks_linux.go).
+ * Program names are short (the kernel keeps 15 characters) and share the enet_ prefix so
+ * `bpftool prog list` shows ours at a glance:
+ *   enet_tp_*  tp_btf (BTF-typed tracepoints)   enet_rt_*  raw tracepoints
+ *   enet_fx_*  fexit                            enet_kp_* / enet_kr_*  kprobe / kretprobe
+ *   enet_cg_*  cgroup hooks                     enet_pr_*  load-time probes, never attached */
 #include "common/vmlinux.h"
+#include "common/arch.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -14,6 +20,7 @@
 #include "tcp/io.h"
 #include "udp/peer.h"
 #include "udp/io.h"
+#include "maps/io_args.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -27,23 +34,9 @@ const enum conn_direction *unused_conn_direction __attribute__((unused));
 const enum record_kind *unused_record_kind __attribute__((unused));
 const enum sock_track_state *unused_sock_track_state __attribute__((unused));
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(enet_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
-{
-	return handle_tcp_state(sk, oldstate, newstate);
-}
-
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(enet_tcp_destroy, struct sock *sk)
-{
-	return handle_tcp_destroy(sk);
-}
-
-/* sock:sock_send_length / sock_recv_length (6.3+) fire in sock_sendmsg / sock_recvmsg with the
- * byte count the syscall returned: every path into a socket (send*, write*, sendfile and splice
- * since 6.5, io_uring), once per call, in the caller's context, so the PID is exact. They see
- * payload as the application does, which is what "bytes sent" means to a user. */
-static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send)
+/* Payload of one send or receive call, from whichever hook saw it return. `tracing` is a
+ * compile-time constant: true for tp_btf and fexit programs. */
+static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing)
 {
 	if (!send && (flags & MSG_PEEK))
 		return; /* peeked bytes are read again later */
@@ -52,59 +45,247 @@ static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool 
 		return;
 	__u16 proto = sk_protocol(sk);
 	if (proto == IPPROTO_TCP)
-		tcp_io(sk, ret, send);
+		tcp_io(sk, ret, send, tracing);
 	else if (proto == IPPROTO_UDP)
-		udp_io(sk, ret, send);
+		udp_io(sk, ret, send, tracing);
 }
 
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(enet_send, struct sock *sk, int ret, int flags)
+/* ---- TCP life cycle: sock:inet_sock_set_state and tcp:tcp_destroy_sock (5.10+) ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(enet_tp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-	handle_io(sk, ret, flags, true);
+	return handle_tcp_state(sk, oldstate, newstate, true);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(enet_rt_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return handle_tcp_state(sk, oldstate, newstate, false);
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(enet_tp_destroy, struct sock *sk)
+{
+	return handle_tcp_destroy(sk);
+}
+
+SEC("raw_tp/tcp_destroy_sock")
+int BPF_PROG(enet_rt_destroy, struct sock *sk)
+{
+	return handle_tcp_destroy(sk);
+}
+
+/* ---- Payload, mode "tracepoint": sock:sock_send_length / sock_recv_length (6.3+) ----
+ * They fire in sock_sendmsg / sock_recvmsg with the byte count the call returned: every path
+ * into a socket (send*, write*, sendfile and splice since 6.5, io_uring), once per call, in the
+ * caller's context, so the PID is exact. Payload as the application sees it. */
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(enet_tp_send, struct sock *sk, int ret, int flags)
+{
+	handle_io(sk, ret, flags, true, true);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
-int BPF_PROG(enet_recv, struct sock *sk, int ret, int flags)
+int BPF_PROG(enet_tp_recv, struct sock *sk, int ret, int flags)
 {
-	handle_io(sk, ret, flags, false);
+	handle_io(sk, ret, flags, false, true);
 	return 0;
 }
 
+/* ---- Payload, mode "fentry": fexit on the protocol functions (kernels before 6.3) ----
+ * tcp_sendmsg / tcp_recvmsg serve TCP over IPv4 and IPv6; UDP has a function per family.
+ * recvmsg lost its `nonblock` argument in 5.19: Go reads the prototype from the kernel's BTF and
+ * loads the variant with the matching argument count (…5 or …6). tcp_sendpage carries
+ * sendfile() before 6.5, where it was removed. */
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(enet_fx_tsend, struct sock *sk, void *msg, size_t size, int ret)
+{
+	handle_io(sk, ret, 0, true, true);
+	return 0;
+}
+
+SEC("fexit/tcp_sendpage")
+int BPF_PROG(enet_fx_tpage, struct sock *sk, void *page, int offset, size_t size, int flags, int ret)
+{
+	handle_io(sk, ret, 0, true, true);
+	return 0;
+}
+
+SEC("fexit/udp_sendmsg")
+int BPF_PROG(enet_fx_usend, struct sock *sk, void *msg, size_t len, int ret)
+{
+	handle_io(sk, ret, 0, true, true);
+	return 0;
+}
+
+SEC("fexit/udpv6_sendmsg")
+int BPF_PROG(enet_fx_u6send, struct sock *sk, void *msg, size_t len, int ret)
+{
+	handle_io(sk, ret, 0, true, true);
+	return 0;
+}
+
+#define FEXIT_RECV(name, fn)                                                                                \
+	SEC("fexit/" #fn)                                                                                   \
+	int BPF_PROG(name##5, struct sock *sk, void *msg, size_t len, int flags, int *addr_len, int ret)    \
+	{                                                                                                   \
+		handle_io(sk, ret, flags, false, true);                                                     \
+		return 0;                                                                                   \
+	}                                                                                                   \
+	SEC("fexit/" #fn)                                                                                   \
+	int BPF_PROG(name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags, int *addr_len, \
+		     int ret)                                                                               \
+	{                                                                                                   \
+		handle_io(sk, ret, flags, false, true);                                                     \
+		return 0;                                                                                   \
+	}
+
+FEXIT_RECV(enet_fx_trecv, tcp_recvmsg)
+FEXIT_RECV(enet_fx_urecv, udp_recvmsg)
+FEXIT_RECV(enet_fx_u6recv, udpv6_recvmsg)
+
+/* ---- Payload, mode "kprobe": the same functions through kprobe + kretprobe ----
+ * The kprobe keeps the socket and flags per thread; the kretprobe reads the return value. */
+
+static __always_inline void io_enter(struct sock *sk, int flags)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct io_args a = {.sk = (__u64)sk, .flags = flags};
+	bpf_map_update_elem(&io_args, &tid, &a, BPF_ANY);
+}
+
+static __always_inline void io_exit(int ret, bool send)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct io_args *a = bpf_map_lookup_elem(&io_args, &tid);
+	if (!a)
+		return;
+	struct io_args args = *a;
+	bpf_map_delete_elem(&io_args, &tid);
+	handle_io((struct sock *)args.sk, ret, args.flags, send, false);
+}
+
+#define KPROBE_SEND(name, fn)                                 \
+	SEC("kprobe/" #fn)                                    \
+	int BPF_KPROBE(enet_kp_##name, struct sock *sk)       \
+	{                                                     \
+		io_enter(sk, 0);                              \
+		return 0;                                     \
+	}                                                     \
+	SEC("kretprobe/" #fn)                                 \
+	int BPF_KRETPROBE(enet_kr_##name, int ret)            \
+	{                                                     \
+		io_exit(ret, true);                           \
+		return 0;                                     \
+	}
+
+#define KPROBE_RECV(name, fn)                                                                                      \
+	SEC("kprobe/" #fn)                                                                                         \
+	int BPF_KPROBE(enet_kp_##name##5, struct sock *sk, void *msg, size_t len, int flags)                      \
+	{                                                                                                          \
+		io_enter(sk, flags);                                                                               \
+		return 0;                                                                                          \
+	}                                                                                                          \
+	SEC("kprobe/" #fn)                                                                                         \
+	int BPF_KPROBE(enet_kp_##name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags)        \
+	{                                                                                                          \
+		io_enter(sk, flags);                                                                               \
+		return 0;                                                                                          \
+	}                                                                                                          \
+	SEC("kretprobe/" #fn)                                                                                      \
+	int BPF_KRETPROBE(enet_kr_##name, int ret)                                                                 \
+	{                                                                                                          \
+		io_exit(ret, false);                                                                               \
+		return 0;                                                                                          \
+	}
+
+KPROBE_SEND(tsend, tcp_sendmsg)
+KPROBE_SEND(tpage, tcp_sendpage)
+KPROBE_SEND(usend, udp_sendmsg)
+KPROBE_SEND(u6send, udpv6_sendmsg)
+KPROBE_RECV(trecv, tcp_recvmsg)
+KPROBE_RECV(urecv, udp_recvmsg)
+KPROBE_RECV(u6recv, udpv6_recvmsg)
+
+/* ---- UDP peers of unconnected sockets: cgroup sock_addr hooks (see udp/peer.h) ---- */
+
 SEC("cgroup/sendmsg4")
-int enet_sendmsg4(struct bpf_sock_addr *ctx)
+int enet_cg_send4(struct bpf_sock_addr *ctx)
 {
 	udp_peer_remember(ctx, false);
 	return 1;
 }
 
 SEC("cgroup/sendmsg6")
-int enet_sendmsg6(struct bpf_sock_addr *ctx)
+int enet_cg_send6(struct bpf_sock_addr *ctx)
 {
 	udp_peer_remember(ctx, true);
 	return 1;
 }
 
 SEC("cgroup/recvmsg4")
-int enet_recvmsg4(struct bpf_sock_addr *ctx)
+int enet_cg_recv4(struct bpf_sock_addr *ctx)
 {
 	udp_peer_remember(ctx, false);
 	return 1;
 }
 
 SEC("cgroup/recvmsg6")
-int enet_recvmsg6(struct bpf_sock_addr *ctx)
+int enet_cg_recv6(struct bpf_sock_addr *ctx)
 {
 	udp_peer_remember(ctx, true);
 	return 1;
 }
 
-/* No tracepoint marks the end of a UDP socket; cgroup/sock_release (5.9+) does, for every
- * socket created under the cgroup2 root. */
+/* ---- End of UDP sockets ----
+ * No tracepoint marks it. cgroup/sock_release (5.9+) sees every socket created under the cgroup2
+ * root but knows it only by cookie, so it serves when the I/O hooks could record cookies
+ * (tp_btf, or fentry on 5.12+). Otherwise the protocol's destroy function, by fentry or kprobe. */
+
 SEC("cgroup/sock_release")
-int enet_sock_rel(struct bpf_sock *ctx)
+int enet_cg_release(struct bpf_sock *ctx)
 {
 	if (ctx->protocol == IPPROTO_UDP && (ctx->family == AF_INET || ctx->family == AF_INET6))
-		udp_release(bpf_get_socket_cookie(ctx));
+		udp_release_cookie(bpf_get_socket_cookie(ctx));
 	return 1;
+}
+
+SEC("fentry/udp_destroy_sock")
+int BPF_PROG(enet_fe_udpfree, struct sock *sk)
+{
+	udp_release(sock_id(sk));
+	return 0;
+}
+
+SEC("fentry/udpv6_destroy_sock")
+int BPF_PROG(enet_fe_udp6free, struct sock *sk)
+{
+	udp_release(sock_id(sk));
+	return 0;
+}
+
+SEC("kprobe/udp_destroy_sock")
+int BPF_KPROBE(enet_kp_udpfree, struct sock *sk)
+{
+	udp_release(sock_id(sk));
+	return 0;
+}
+
+SEC("kprobe/udpv6_destroy_sock")
+int BPF_KPROBE(enet_kp_udp6free, struct sock *sk)
+{
+	udp_release(sock_id(sk));
+	return 0;
+}
+
+/* ---- Load-time probe: may tracing programs ask for socket cookies (5.12+)? ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(enet_pr_cookie, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return bpf_get_socket_cookie((void *)sk) == 0;
 }

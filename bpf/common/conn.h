@@ -9,21 +9,29 @@
 #include "../maps/closed.h"
 #include "../maps/telemetry.h"
 
-/* Returns the entry for t, inserting a fresh one with the given identity when there is none.
- * NULL means the table is full (counted). Two CPUs may race to insert: the loser finds the
- * winner's entry on the second lookup. */
-static __always_inline struct conn_value *conn_get_or_insert(const struct conn_tuple *t, __u64 cookie, __u64 start,
-							     __u8 direction, __u64 now)
+/* A fresh table value for a socket. */
+static __always_inline void conn_init(struct conn_value *v, const struct sock_info *si, __u64 id, __u64 now)
+{
+	__builtin_memset(v, 0, sizeof(*v));
+	v->stats.cookie = si->cookie;
+	v->stats.sock_id = id;
+	v->stats.start = si->start;
+	v->stats.timestamp = now;
+	v->stats.direction = si->direction;
+}
+
+/* Returns the entry for t, inserting a fresh one for the socket when there is none. NULL means
+ * the table is full (counted). Two CPUs may race to insert: the loser finds the winner's entry
+ * on the second lookup. */
+static __always_inline struct conn_value *conn_get_or_insert(const struct conn_tuple *t, const struct sock_info *si,
+							     __u64 id, __u64 now)
 {
 	struct conn_value *v = bpf_map_lookup_elem(&conns, t);
 	if (v)
 		return v;
 
-	struct conn_value init = {};
-	init.stats.cookie = cookie;
-	init.stats.start = start;
-	init.stats.timestamp = now;
-	init.stats.direction = direction;
+	struct conn_value init;
+	conn_init(&init, si, id, now);
 	long err = bpf_map_update_elem(&conns, t, &init, BPF_NOEXIST);
 	v = bpf_map_lookup_elem(&conns, t);
 	if (!v && err)

@@ -91,6 +91,32 @@ static __always_inline __u32 tcp_data_segs_in(const struct sock *sk)
 	return BPF_CORE_READ((const struct tcp_sock *)sk, data_segs_in);
 }
 
+/* Set from Go before load: 1 when tracing programs (tp_btf, fentry/fexit) may call
+ * bpf_get_socket_cookie on a struct sock (5.12+); Go finds out by loading a probe program. */
+volatile const __u8 cookie_helper = 0;
+
+/* The socket table is keyed by the socket's address: every program type can get it (a cookie
+ * cannot be obtained from kprobes, nor from tracing programs before 5.12). It is valid from the
+ * socket's creation to its destruction, where the entry is deleted. */
+static __always_inline __u64 sock_id(const struct sock *sk)
+{
+	return (__u64)sk;
+}
+
+/* The socket cookie, as `ss -e` shows it (sk:). Tracing programs ask the kernel, which assigns
+ * one if the socket has none yet; raw_tp and kprobe programs may only read it, and a socket no
+ * one has asked about has none: then a synthetic id, the first-seen time with the top bit set,
+ * which is unique per socket all the same. `tracing` is a compile-time constant of the caller. */
+static __always_inline __u64 sock_cookie(const struct sock *sk, const bool tracing, __u64 start)
+{
+	__u64 c;
+	if (tracing && cookie_helper)
+		c = bpf_get_socket_cookie((void *)sk);
+	else
+		c = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	return c ? c : (start | (1ULL << 63));
+}
+
 static __always_inline __u32 current_tgid(void)
 {
 	return bpf_get_current_pid_tgid() >> 32;

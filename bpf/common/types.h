@@ -52,7 +52,7 @@ enum sock_track_state {
 /* Kinds of ring-buffer records. */
 enum record_kind {
 	RECORD_CONN_CLOSED = 1,	 /* tuple + final value of a closed connection */
-	RECORD_SOCK_RELEASED = 2, /* a UDP socket was released: value.stats.cookie names it */
+	RECORD_SOCK_RELEASED = 2, /* a UDP socket was released: value.stats.sock_id names it */
 };
 
 /* Key of the connection table. Addresses are 16 bytes as they lie in memory (network byte
@@ -85,7 +85,8 @@ struct conn_stats {
 	__u64 timestamp;    /* last update, ns of CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64 start;	    /* when the connection was first seen, ns of CLOCK_MONOTONIC */
 	__u64 duration;	    /* closed connections: ns from start to close */
-	__u64 cookie;	    /* the kernel's socket cookie (ss -e "sk:" shows the same number) */
+	__u64 cookie;	    /* the kernel's socket cookie (ss -e "sk:" shows it); see sock_cookie() */
+	__u64 sock_id;	    /* address of the struct sock: matches a released UDP socket to its entries */
 	struct protocol_stack protocol_stack;
 	__u8 flags;	/* enum conn_flags bits */
 	__u8 direction; /* enum conn_direction */
@@ -115,10 +116,11 @@ struct conn_record {
 	struct conn_value value;
 };
 
-/* Per-socket state, keyed by socket cookie. */
+/* Per-socket state, keyed by the socket's address (sock_id). */
 struct sock_info {
 	struct conn_tuple tuple; /* valid once tracked is set */
 	__u64 start;		 /* first seen, ns of CLOCK_MONOTONIC */
+	__u64 cookie;		 /* socket cookie, or a synthetic one (see sock_cookie) */
 	__u32 pid_hint;		 /* tgid that called connect(), or the listener's owner for accepted sockets */
 	__u32 segs_out_base;	 /* data_segs_out when first seen (non-zero only for sockets older than the tracer) */
 	__u32 segs_in_base;	 /* data_segs_in likewise */

@@ -23,23 +23,38 @@ static __always_inline void listen_key(struct port_binding *k, const struct sock
 	k->_pad = 0;
 }
 
-static __always_inline void tcp_sock_new(const struct sock *sk, __u64 cookie, __u8 direction, __u32 pid_hint,
-					 int newstate)
+/* A new socket of ours: counters start at zero. BPF_ANY, so a stale entry left at the same
+ * address by a socket whose end was missed cannot leak into this one. */
+static __always_inline struct sock_info *tcp_sock_new(const struct sock *sk, __u64 id, __u8 direction,
+						      __u32 pid_hint, int newstate, const bool tracing)
 {
 	struct sock_info si = {};
 	si.start = bpf_ktime_get_ns();
+	si.cookie = sock_cookie(sk, tracing, si.start);
 	si.direction = direction;
 	si.pid_hint = pid_hint;
 	si.transitions = 1 << newstate;
-	if (bpf_map_update_elem(&socks, &cookie, &si, BPF_ANY))
+	if (bpf_map_update_elem(&socks, &id, &si, BPF_ANY)) {
 		count(TELEMETRY_SOCK_MAP_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&socks, &id);
+}
+
+/* The owner of an accepted socket until it does I/O: whoever called listen() on its port. */
+static __always_inline __u32 listener_owner(const struct sock *sk)
+{
+	struct port_binding pb;
+	listen_key(&pb, sk);
+	__u32 *owner = bpf_map_lookup_elem(&listen_ports, &pb);
+	return owner ? *owner : 0;
 }
 
 /* The socket is destroyed: read the final counters and hand the connection over, exactly once. */
 static __always_inline int handle_tcp_destroy(const struct sock *sk)
 {
-	__u64 cookie = bpf_get_socket_cookie((void *)sk);
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	__u64 id = sock_id(sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (!si)
 		return 0; /* never connected, a listener, or idle since before the tracer started */
 
@@ -57,9 +72,7 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk)
 		 * lost its local port by now (reported as 0); everything else was taken in time. */
 		if (si->tracked == SOCK_UNTRACKED)
 			tcp_tuple(&si->tuple, sk, si->pid_hint);
-		final.stats.cookie = cookie;
-		final.stats.start = si->start;
-		final.stats.direction = si->direction;
+		conn_init(&final, si, id, 0);
 	}
 	__u32 out = tcp_data_segs_out(sk), in = tcp_data_segs_in(sk);
 	final.stats.sent_packets = out - si->segs_out_base;
@@ -75,11 +88,11 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk)
 	final.tcp.failure_reason = si->failure_reason;
 
 	conn_emit_closed(&si->tuple, &final, v != NULL);
-	bpf_map_delete_elem(&socks, &cookie);
+	bpf_map_delete_elem(&socks, &id);
 	return 0;
 }
 
-static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate, int newstate)
+static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate, int newstate, const bool tracing)
 {
 	if (sk_protocol(sk) != IPPROTO_TCP)
 		return 0;
@@ -100,26 +113,24 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 		return 0;
 	}
 
-	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	__u64 id = sock_id(sk);
 	if (newstate == TCP_SYN_SENT) {
 		/* connect() runs in the caller's context: its tgid owns the connection. The local
 		 * port is not chosen yet (inet_hash_connect comes after), so the tuple waits. */
-		tcp_sock_new(sk, cookie, CONN_DIRECTION_OUTGOING, current_tgid(), newstate);
+		tcp_sock_new(sk, id, CONN_DIRECTION_OUTGOING, current_tgid(), newstate, tracing);
 		return 0;
 	}
 	if (newstate == TCP_SYN_RECV) {
 		/* A child socket of a listener, created in softirq: the current task means nothing.
-		 * The listener's owner is the best guess until the accepting process does I/O. */
-		__u32 pid_hint = 0;
-		listen_key(&pb, sk);
-		__u32 *owner = bpf_map_lookup_elem(&listen_ports, &pb);
-		if (owner)
-			pid_hint = *owner;
-		tcp_sock_new(sk, cookie, CONN_DIRECTION_INCOMING, pid_hint, newstate);
+		 * The listener's owner is the best guess until the accepting process does I/O.
+		 * (Only kernels from 6.13 report this step; older ones start at ESTABLISHED.) */
+		tcp_sock_new(sk, id, CONN_DIRECTION_INCOMING, listener_owner(sk), newstate, tracing);
 		return 0;
 	}
 
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	if (!si && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+		si = tcp_sock_new(sk, id, CONN_DIRECTION_INCOMING, listener_owner(sk), TCP_SYN_RECV, tracing);
 	if (!si)
 		return 0; /* opened before the tracer started and idle since: adopted at its first I/O */
 	si->transitions |= 1 << newstate;
@@ -130,7 +141,7 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 	} else if (newstate == TCP_ESTABLISHED && si->tracked == SOCK_UNTRACKED) {
 		if (si->direction == CONN_DIRECTION_OUTGOING) {
 			/* The connecting process is known: list the connection now, before any payload. */
-			tcp_track(si, sk, cookie, si->pid_hint);
+			tcp_track(si, sk, id, si->pid_hint);
 		} else {
 			/* Accepted: the owner is known at its first I/O; keep the tuple for a close
 			 * that comes first. */

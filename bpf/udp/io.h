@@ -6,19 +6,32 @@
 #include "../common/sock.h"
 #include "../common/conn.h"
 #include "../maps/udp_pending.h"
+#include "../maps/udp_cookies.h"
 
-/* Registers a socket that carried traffic, so its release is reported (see udp_release). */
-static __always_inline void udp_sock_register(__u64 cookie, __u64 now)
+/* The socket's entry, registered on its first datagram so that its end is reported (see
+ * udp_release). NULL when the socket table is full (counted). */
+static __always_inline struct sock_info *udp_sock_get(const struct sock *sk, __u64 id, __u64 now, const bool tracing)
 {
-	struct sock_info si = {};
-	si.start = now;
-	si.tracked = SOCK_TRACKED;
-	long err = bpf_map_update_elem(&socks, &cookie, &si, BPF_NOEXIST);
-	if (err && !bpf_map_lookup_elem(&socks, &cookie))
-		count(TELEMETRY_SOCK_MAP_FULL);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	if (si)
+		return si;
+	struct sock_info init = {};
+	init.start = now;
+	init.cookie = sock_cookie(sk, tracing, now);
+	init.tracked = SOCK_TRACKED;
+	long err = bpf_map_update_elem(&socks, &id, &init, BPF_NOEXIST);
+	si = bpf_map_lookup_elem(&socks, &id);
+	if (!si) {
+		if (err)
+			count(TELEMETRY_SOCK_MAP_FULL);
+		return NULL;
+	}
+	if (tracing && cookie_helper)
+		bpf_map_update_elem(&udp_cookies, &init.cookie, &id, BPF_ANY);
+	return si;
 }
 
-static __always_inline void udp_io(const struct sock *sk, int ret, bool send)
+static __always_inline void udp_io(const struct sock *sk, int ret, bool send, const bool tracing)
 {
 	/* The address hook's peer belongs to this syscall only: take it even if the call failed. */
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -45,31 +58,36 @@ static __always_inline void udp_io(const struct sock *sk, int ret, bool send)
 		count(TELEMETRY_MISSED_PEER);
 	}
 
-	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	__u64 id = sock_id(sk);
 	__u64 now = bpf_ktime_get_ns();
+	struct sock_info *si = udp_sock_get(sk, id, now, tracing);
+	if (!si)
+		return;
 	/* UDP has no handshake: the side that spoke first opened the flow, as conntrack sees it.
 	 * (A bound port would misjudge servers bound to port 0 and servers that query others.) */
 	__u8 direction = send ? CONN_DIRECTION_OUTGOING : CONN_DIRECTION_INCOMING;
 
 	struct conn_value *v = bpf_map_lookup_elem(&conns, &t);
 	if (!v) {
-		v = conn_get_or_insert(&t, cookie, now, direction, now);
+		struct sock_info flow = *si; /* direction and start are the flow's, not the socket's */
+		flow.start = now;
+		flow.direction = direction;
+		v = conn_get_or_insert(&t, &flow, id, now);
 		if (!v)
 			return;
-		udp_sock_register(cookie, now);
-	} else if (v->stats.cookie != cookie) {
+	} else if (v->stats.sock_id != id || v->stats.cookie != si->cookie) {
 		/* Same tuple, new socket: the old one was released and user space has not collected
 		 * its entry yet. Close the old entry now and start a fresh one in its place. */
 		struct conn_value old = *v;
 		old.stats.duration = old.stats.timestamp - old.stats.start;
 		count(TELEMETRY_TUPLE_REUSED);
 		conn_emit_closed(&t, &old, false);
-		struct conn_value init = {};
-		init.stats.cookie = cookie;
-		init.stats.start = now;
-		init.stats.direction = direction;
+		struct conn_value init;
+		struct sock_info flow = *si;
+		flow.start = now;
+		flow.direction = direction;
+		conn_init(&init, &flow, id, now);
 		bpf_map_update_elem(&conns, &t, &init, BPF_ANY);
-		udp_sock_register(cookie, now);
 		v = bpf_map_lookup_elem(&conns, &t);
 		if (!v)
 			return;
@@ -81,11 +99,11 @@ static __always_inline void udp_io(const struct sock *sk, int ret, bool send)
 		__sync_fetch_and_add(&v->stats.recv_packets, 1);
 }
 
-/* A UDP socket was released: tell user space which cookie, so it moves every entry of that
- * socket (one per peer) to the closed list. Sockets that never carried traffic are skipped. */
-static __always_inline void udp_release(__u64 cookie)
+/* A UDP socket ended: tell user space which one, so it moves every entry of that socket (one
+ * per peer) to the closed list. Sockets that never carried traffic are skipped. */
+static __always_inline void udp_release(__u64 id)
 {
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (!si)
 		return;
 	struct conn_record *rec = bpf_ringbuf_reserve(&closed, sizeof(*rec), 0);
@@ -98,9 +116,21 @@ static __always_inline void udp_release(__u64 cookie)
 	}
 	__builtin_memset(rec, 0, sizeof(*rec));
 	rec->kind = RECORD_SOCK_RELEASED;
-	rec->value.stats.cookie = cookie;
+	rec->value.stats.sock_id = id;
+	rec->value.stats.cookie = si->cookie;
 	bpf_ringbuf_submit(rec, ring_submit_flags());
-	bpf_map_delete_elem(&socks, &cookie);
+	bpf_map_delete_elem(&socks, &id);
+}
+
+/* cgroup/sock_release knows only the cookie. */
+static __always_inline void udp_release_cookie(__u64 cookie)
+{
+	__u64 *id = bpf_map_lookup_elem(&udp_cookies, &cookie);
+	if (!id)
+		return;
+	__u64 sid = *id;
+	bpf_map_delete_elem(&udp_cookies, &cookie);
+	udp_release(sid);
 }
 
 #endif

@@ -19,9 +19,16 @@ type Config struct {
 	MaxConnections uint32
 	// ClassifyProtocols turns on protocol classification of payload.
 	ClassifyProtocols bool
+	// Hooks forces how payload is traced, for debugging: "tracepoint",
+	// "fentry" or "kprobe". Empty (or "auto") tries them in that order and
+	// keeps the first that loads and attaches on the running kernel.
+	Hooks string
 	// Logger receives the one-time start-up report (hooks chosen per kernel).
 	Logger *zap.Logger
 }
+
+// HookModes are the values Config.Hooks accepts.
+var HookModes = []string{"auto", "tracepoint", "fentry", "kprobe"}
 
 // Errors New wraps, so callers can tell what is missing with errors.Is. The
 // message of the wrapping error says what to do about it.

@@ -23,11 +23,11 @@ func TestABISizes(t *testing.T) {
 		got, want uintptr
 	}{
 		{"conn_tuple", unsafe.Sizeof(netflowConnTuple{}), 48},
-		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 72},
+		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 80},
 		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
-		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 88},
-		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 144},
-		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 80},
+		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 96},
+		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 152},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 88},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 	} {

@@ -23,6 +23,10 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
 )
 
+// hooksEnv forces a hook mode for every tracer the tests start, so the kernel
+// matrix can run the whole suite through kprobes or fentry.
+const hooksEnv = "EBPFNET_TEST_HOOKS"
+
 // startTracer starts a tracer for one test and closes it at the end. Off CI a
 // machine that cannot run BPF skips the test; under CI it fails.
 func startTracer(t *testing.T, cfg Config) *Tracer {
@@ -30,6 +34,9 @@ func startTracer(t *testing.T, cfg Config) *Tracer {
 	privtest.Require(t)
 	if cfg.Logger == nil {
 		cfg.Logger = zaptest.NewLogger(t)
+	}
+	if cfg.Hooks == "" {
+		cfg.Hooks = os.Getenv(hooksEnv)
 	}
 	tr, err := New(cfg)
 	if errors.Is(err, ErrNoBTF) || errors.Is(err, ErrMissingCapability) || errors.Is(err, ErrHookUnavailable) {

@@ -6,11 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
@@ -27,10 +28,15 @@ import (
 // wakeup_watermark bytes, not per record); Poll drains the rest and walks the
 // table.
 type Tracer struct {
-	objs   netflowObjects
-	links  []link.Link
-	reader *ringbuf.Reader
-	log    *zap.Logger
+	maps   *ebpf.Collection // every map of the object, loaded once
+	objs   netflowMaps      // the named ones
+	loader *loader          // the programs and links chosen for this kernel
+	hooks  []HookChoice
+	// cookies: the kernel assigns socket cookies to our tracing programs
+	// (5.12+); otherwise Conn.Cookie is synthetic where none was assigned yet.
+	cookies bool
+	reader  *ringbuf.Reader
+	log     *zap.Logger
 
 	flushed chan struct{} // the reader reached a Flush mark
 	done    chan struct{} // the reader exited
@@ -54,15 +60,27 @@ var _ conns.Source = (*Tracer)(nil)
 const ringBytes = 1 << 20
 
 // New checks what the kernel and the process offer, loads the BPF programs and
-// attaches them. Errors wrap ErrNoBTF, ErrMissingCapability or
-// ErrHookUnavailable and say what to do.
+// attaches, for each piece of data, the best hook the running kernel has.
+// Errors wrap ErrNoBTF, ErrMissingCapability or ErrHookUnavailable and say
+// what to do.
 func New(cfg Config) (*Tracer, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
+	force := cfg.Hooks
+	if force == "auto" {
+		force = ""
+	}
+	if force != "" && force != ModeTracepoint && force != ModeFentry && force != ModeKprobe {
+		return nil, fmt.Errorf("ebpfnet tracer: hooks %q: want one of %s", cfg.Hooks, strings.Join(HookModes, ", "))
+	}
 	if err := checkPrerequisites(); err != nil {
 		return nil, err
+	}
+	kernelBTF, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("ebpfnet tracer: %w: %w", ErrNoBTF, err)
 	}
 	cgroupPath, err := cgroup2Root()
 	if err != nil {
@@ -82,50 +100,110 @@ func New(cfg Config) (*Tracer, error) {
 	if size == 0 {
 		size = DefaultMaxConnections
 	}
-	spec.Maps["conns"].MaxEntries = size
-	spec.Maps["socks"].MaxEntries = size
+	for _, m := range []string{"conns", "socks", "udp_cookies"} {
+		spec.Maps[m].MaxEntries = size
+	}
 	spec.Maps["closed"].MaxEntries = ringBytes
-	if err := spec.Variables["wakeup_watermark"].Set(uint64(ringBytes / 4)); err != nil {
-		return nil, fmt.Errorf("ebpfnet tracer: set wakeup_watermark: %w", err)
+	cookies := probeCookieHelper(spec, kernelBTF)
+	if err := setVariables(spec, map[string]any{"wakeup_watermark": uint64(ringBytes / 4), "cookie_helper": boolByte(cookies)}); err != nil {
+		return nil, err
 	}
 
-	t := &Tracer{log: log, flushed: make(chan struct{}, 1), done: make(chan struct{})}
-	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			log.Error("BPF verifier rejected a program", zap.String("log", fmt.Sprintf("%+v", verr)))
-		}
-		return nil, fmt.Errorf("ebpfnet tracer: load BPF programs into the kernel: %w", err)
+	t := &Tracer{log: log, cookies: cookies, flushed: make(chan struct{}, 1), done: make(chan struct{})}
+	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	if t.maps, err = ebpf.NewCollection(mapsOnly); err != nil {
+		return nil, fmt.Errorf("ebpfnet tracer: create BPF maps: %w", err)
 	}
-	progs := map[string]*ebpf.Program{
-		"enet_tcp_state": t.objs.EnetTcpState, "enet_tcp_destroy": t.objs.EnetTcpDestroy, "enet_send": t.objs.EnetSend, "enet_recv": t.objs.EnetRecv,
-		"enet_sendmsg4": t.objs.EnetSendmsg4, "enet_sendmsg6": t.objs.EnetSendmsg6,
-		"enet_recvmsg4": t.objs.EnetRecvmsg4, "enet_recvmsg6": t.objs.EnetRecvmsg6,
-		"enet_sock_rel": t.objs.EnetSockRel,
-	}
-	t.links, err = attachAll(tracepointHooks, progs, spec.Programs, cgroupPath)
+	t.objs = netflowMaps{Closed: t.maps.Maps["closed"], Conns: t.maps.Maps["conns"], IoArgs: t.maps.Maps["io_args"],
+		ListenPorts: t.maps.Maps["listen_ports"], Socks: t.maps.Maps["socks"], Telemetry: t.maps.Maps["telemetry"],
+		UdpCookies: t.maps.Maps["udp_cookies"], UdpPending: t.maps.Maps["udp_pending"]}
+	t.loader = &loader{spec: spec, maps: t.maps.Maps, cgroupPath: cgroupPath, kernelBTF: kernelBTF, log: log}
+	t.hooks, err = t.loader.choose(hookTable(), allowHooks(force, cookies))
 	if err != nil {
-		return nil, errors.Join(err, t.objs.Close())
+		return nil, errors.Join(err, t.loader.close(), closeCollection(t.maps))
 	}
 	t.reader, err = ringbuf.NewReader(t.objs.Closed)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("ebpfnet tracer: open ring buffer: %w", err), closeLinks(t.links), t.objs.Close())
+		return nil, errors.Join(fmt.Errorf("ebpfnet tracer: open ring buffer: %w", err), t.loader.close(), closeCollection(t.maps))
 	}
 	go t.readLoop()
 
-	for _, h := range tracepointHooks {
-		log.Info("ebpfnet hook attached", zap.String("hook", h.point), zap.String("mode", modeName(h.kind)), zap.String("gives", h.gives))
+	for _, h := range t.hooks {
+		log.Info("ebpfnet hook attached", zap.String("data", h.DataPoint), zap.String("mode", h.Mode), zap.String("hook", h.Detail), zap.String("gives", h.Gives))
 	}
-	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.String("cgroup2", cgroupPath))
+	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks))
 	return t, nil
 }
 
-func modeName(k hookKind) string {
-	if k == hookCgroup {
-		return "cgroup"
+// allowHooks returns the candidate filter for the forcing option. The cgroup
+// release hook names sockets by cookie, so it serves only when the payload
+// programs could record cookies (tp_btf or fexit, 5.12+).
+func allowHooks(force string, cookies bool) func(dataPoint, candidate, []HookChoice) bool {
+	return func(dp dataPoint, c candidate, chosen []HookChoice) bool {
+		switch dp.name {
+		case "payload":
+			return force == "" || c.mode == force
+		case "udp_end":
+			if c.mode == ModeCgroup {
+				payload := ""
+				for _, h := range chosen {
+					if h.DataPoint == "payload" {
+						payload = h.Detail
+					}
+				}
+				return cookies && (payload == "tp_btf" || payload == "fexit") && force != ModeKprobe
+			}
+			return force == "" || c.mode == force || force == ModeTracepoint
+		}
+		return true
 	}
-	return "tp_btf"
 }
+
+// probeCookieHelper loads (never attaches) a tracing program that asks for a
+// socket cookie: the kernel either accepts it (5.12+) or not.
+func probeCookieHelper(spec *ebpf.CollectionSpec, kernelBTF *btf.Spec) bool {
+	ps := spec.Programs["enet_pr_cookie"]
+	if ps == nil {
+		return false
+	}
+	sub := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"enet_pr_cookie": ps}, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	coll, err := ebpf.NewCollectionWithOptions(sub, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelBTF}})
+	if err != nil {
+		return false
+	}
+	coll.Close()
+	return true
+}
+
+func setVariables(spec *ebpf.CollectionSpec, vars map[string]any) error {
+	for name, v := range vars {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("ebpfnet tracer: variable %s missing from the BPF object", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("ebpfnet tracer: set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func closeCollection(c *ebpf.Collection) error {
+	if c != nil {
+		c.Close()
+	}
+	return nil
+}
+
+// Hooks returns the hook chosen for each piece of data on this kernel.
+func (t *Tracer) Hooks() []HookChoice { return append([]HookChoice(nil), t.hooks...) }
 
 // readLoop moves ring records into t.pending until the reader is closed.
 func (t *Tracer) readLoop() {
@@ -196,7 +274,7 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 		case netflowRecordKindRECORD_CONN_CLOSED:
 			snap.Closed = append(snap.Closed, connFromBPF(&r.Tuple, &r.Value, clk))
 		case netflowRecordKindRECORD_SOCK_RELEASED:
-			released[r.Value.Stats.Cookie] = struct{}{}
+			released[r.Value.Stats.SockId] = struct{}{}
 		}
 	}
 	if err := t.collectReleasedFallback(released); err != nil {
@@ -205,6 +283,8 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	if err := t.walkTable(&snap, released, clk); err != nil {
 		return conns.Snapshot{}, fmt.Errorf("ebpfnet tracer: poll: %w", err)
 	}
+ t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
+		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
 }
 
@@ -225,15 +305,17 @@ func (t *Tracer) walkTable(snap *conns.Snapshot, released map[uint64]struct{}, c
 				continue // the kernel walk revisited a bucket after concurrent updates
 			}
 			seen[*k] = struct{}{}
-			_, gone := released[v.Stats.Cookie]
+			_, gone := released[v.Stats.SockId]
 			gone = gone && k.Metadata&uint32(netflowConnMetadataCONN_UDP) != 0
 			if !gone && v.Stats.Flags&uint8(netflowConnFlagsCONN_CLOSED) == 0 {
 				snap.Active = append(snap.Active, connFromBPF(k, v, clk))
 				continue
 			}
 			var final netflowConnValue
-			if err := t.objs.Conns.LookupAndDelete(k, &final); err != nil {
+			if err := t.take(k, &final); errors.Is(err, ebpf.ErrKeyNotExist) {
 				continue // the BPF side replaced it (tuple reuse) and reported the old one itself
+			} else if err != nil {
+				return fmt.Errorf("collect closed connection: %w", err)
 			}
 			if gone && final.Stats.Duration == 0 {
 				final.Stats.Duration = uint64(clk.mono) - final.Stats.Start
@@ -249,6 +331,22 @@ func (t *Tracer) walkTable(snap *conns.Snapshot, released map[uint64]struct{}, c
 	}
 }
 
+// take removes a finished entry from the table and returns its last value.
+// Hash maps gained lookup-and-delete in 5.14; before that it is a lookup and a
+// delete, which is as good here: a finished entry is written again only if a
+// new socket reuses the tuple in between, and then the BPF side reports the
+// old one itself.
+func (t *Tracer) take(k *netflowConnTuple, v *netflowConnValue) error {
+	err := t.objs.Conns.LookupAndDelete(k, v)
+	if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	if err := t.objs.Conns.Lookup(k, v); err != nil {
+		return err
+	}
+	return t.objs.Conns.Delete(k)
+}
+
 // collectReleasedFallback finds UDP sockets released while the ring was full:
 // the BPF side left them in socks marked SOCK_RELEASED. It looks only when the
 // counter that says so has moved.
@@ -262,14 +360,14 @@ func (t *Tracer) collectReleasedFallback(released map[uint64]struct{}) error {
 		return nil
 	}
 	t.ringFailedSeen = failed
-	var cookie uint64
+	var id uint64
 	var si netflowSockInfo
 	it := t.objs.Socks.Iterate()
 	var gone []uint64
-	for it.Next(&cookie, &si) {
+	for it.Next(&id, &si) {
 		if si.Tracked == uint8(netflowSockTrackStateSOCK_RELEASED) {
-			released[cookie] = struct{}{}
-			gone = append(gone, cookie)
+			released[id] = struct{}{}
+			gone = append(gone, id)
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -324,12 +422,12 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 // stays in the kernel. It is idempotent.
 func (t *Tracer) Close() error {
 	t.closeOnce.Do(func() {
-		errs := []error{closeLinks(t.links)}
+		errs := []error{t.loader.close()}
 		if t.reader != nil {
 			errs = append(errs, t.reader.Close())
 			<-t.done
 		}
-		errs = append(errs, t.objs.Close())
+		t.maps.Close()
 		t.closeErr = errors.Join(errs...)
 	})
 	return t.closeErr
