@@ -220,8 +220,8 @@ func TestRBAC(t *testing.T) {
 	}) {
 		t.Errorf("subjects %+v do not include ServiceAccount %s/%s", b.Subjects, sa.Namespace, sa.Name)
 	}
-	// What k8sattributes and the k8s_api detector read.
-	for _, need := range []struct{ group, resource string }{{"", "pods"}, {"", "namespaces"}, {"", "nodes"}, {"apps", "replicasets"}} {
+	// What k8s_attributes reads.
+	for _, need := range []struct{ group, resource string }{{"", "pods"}, {"", "namespaces"}, {"apps", "replicasets"}} {
 		if !allows(role, need.group, need.resource, "get", "list", "watch") {
 			t.Errorf("ClusterRole %s does not allow get, list, watch on %q %s", role.Name, need.group, need.resource)
 		}
@@ -278,20 +278,20 @@ func TestCollectorConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var byContainerID bool
-	for _, a := range cfg.Processors["k8sattributes"].PodAssociation {
+	for _, a := range cfg.Processors["k8s_attributes"].PodAssociation {
 		for _, s := range a.Sources {
 			byContainerID = byContainerID || (s.From == "resource_attribute" && s.Name == "container.id")
 		}
 	}
 	if !byContainerID {
-		t.Error("k8sattributes must associate pods by the container.id resource attribute")
+		t.Error("k8s_attributes must associate pods by the container.id resource attribute")
 	}
 	p, ok := cfg.Service.Pipelines["metrics"]
 	if !ok || !slices.Contains(p.Receivers, "ebpfnet") {
 		t.Fatalf("no metrics pipeline with the ebpfnet receiver: %+v", cfg.Service.Pipelines)
 	}
-	if len(p.Processors) == 0 || p.Processors[0] != "memory_limiter" || !slices.Contains(p.Processors, "k8sattributes") {
-		t.Errorf("processors %v: want memory_limiter first and k8sattributes", p.Processors)
+	if len(p.Processors) == 0 || p.Processors[0] != "memory_limiter" || !slices.Contains(p.Processors, "k8s_attributes") {
+		t.Errorf("processors %v: want memory_limiter first and k8s_attributes", p.Processors)
 	}
 }
 
