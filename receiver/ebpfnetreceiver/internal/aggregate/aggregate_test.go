@@ -40,7 +40,9 @@ func outgoing(localPort uint16, cookie uint64, sent, recv uint64) conns.Conn {
 	}
 }
 
-func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+func itoa(p uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
+}
 
 // sum returns the value of the one point of metric m with io direction d, failing if not exactly one.
 func sum(t *testing.T, rds []ResourceData, m Metric, d IODirection) Point {

@@ -283,7 +283,7 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	if err := t.walkTable(&snap, released, clk); err != nil {
 		return conns.Snapshot{}, fmt.Errorf("ebpfnet tracer: poll: %w", err)
 	}
- t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
+	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
 		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
 }
