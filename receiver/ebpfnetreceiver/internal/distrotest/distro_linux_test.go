@@ -30,7 +30,7 @@ const (
 // nobody is the unprivileged user the capability tests run the collector as.
 const nobody = "65534"
 
-// TestExportsExactBytes runs the collector with the otlphttp and Prometheus
+// TestExportsExactBytes runs the collector with the otlp_http and Prometheus
 // exporters, makes one loopback TCP connection with known byte counts between
 // a client process and this process, and finds exactly those bytes in both
 // outputs, under the client's and this process's resources. Then it sends
@@ -347,6 +347,11 @@ func TestValidate(t *testing.T) {
 	t.Run("default", func(t *testing.T) {
 		if out, err := validate(t, filepath.Join(root, "config", "default.yaml")); err != nil {
 			t.Fatalf("config/default.yaml: %v\n%s", err, out)
+		}
+	})
+	t.Run("otlp", func(t *testing.T) {
+		if out, err := validate(t, filepath.Join(root, "config", "otlp.yaml"), "OTLP_ENDPOINT=http://127.0.0.1:4318"); err != nil {
+			t.Fatalf("config/otlp.yaml: %v\n%s", err, out)
 		}
 	})
 	t.Run("kubernetes", func(t *testing.T) {
