@@ -203,6 +203,20 @@ func TestDaemonSet(t *testing.T) {
 	if !mounted {
 		t.Errorf("args %v do not point at config.yaml of ConfigMap %s", c.Args, m.configMaps[0].Name)
 	}
+
+	// The cgroup programs attach at /sys/fs/cgroup: it must be the node's
+	// cgroup2 root, not the pod's cgroup namespace.
+	var hostCgroup bool
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil && v.HostPath.Path == "/sys/fs/cgroup" {
+			for _, vm := range c.VolumeMounts {
+				hostCgroup = hostCgroup || (vm.Name == v.Name && vm.MountPath == "/sys/fs/cgroup")
+			}
+		}
+	}
+	if !hostCgroup {
+		t.Error("the node's /sys/fs/cgroup must be mounted at /sys/fs/cgroup")
+	}
 }
 
 func TestRBAC(t *testing.T) {
