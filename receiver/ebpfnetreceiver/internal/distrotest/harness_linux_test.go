@@ -146,8 +146,10 @@ func binaries(t *testing.T) (collectorPath, clientPath string) {
 			buildErr = fmt.Errorf("build the collector: %w (or set %s)", err, binEnv)
 			return
 		}
-		cmd := exec.Command(goBin, "build", "-trimpath", "-o", builtBin, ".")
+		// As `make build` builds it, so a warm cache from make build serves.
+		cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", builtBin, ".")
 		cmd.Dir = filepath.Join(root, "cmd", "otelcol-ebpfnet")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build in %s: %w\n%s", cmd.Dir, err, out)
 		}
