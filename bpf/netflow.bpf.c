@@ -4,7 +4,8 @@
  * Go tries them on the running kernel, best first, and attaches one set (see hooks_linux.go).
  * Program names are short (the kernel keeps 15 characters) and share the enet_ prefix so
  * `bpftool prog list` shows ours at a glance:
- *   enet_tp_*  tp_btf (BTF-typed tracepoints)   enet_rt_*  raw tracepoints
+ *   enet_tp_*  tp_btf (BTF-typed tracepoints)   enet_tb_*  their backups (maps/guard.h)
+ *   enet_rt_*  raw tracepoints
  *   enet_fx_*  fexit                            enet_kp_* / enet_kr_*  kprobe / kretprobe
  *   enet_cg_*  cgroup hooks                     enet_pr_*  load-time probes, never attached */
 #include "common/vmlinux.h"
@@ -21,6 +22,7 @@
 #include "udp/peer.h"
 #include "udp/io.h"
 #include "maps/io_args.h"
+#include "maps/guard.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,12 +52,25 @@ static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool 
 		udp_io(sk, ret, send, tracing);
 }
 
-/* ---- TCP life cycle: sock:inet_sock_set_state and tcp:tcp_destroy_sock (5.10+) ---- */
+/* ---- TCP life cycle: sock:inet_sock_set_state and tcp:tcp_destroy_sock (5.10+) ----
+ * Each tp_btf program has a backup (enet_tb_*) on the same tracepoint, attached after it, that
+ * handles the events the kernel's recursion guard skipped the primary for (maps/guard.h). */
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(enet_tp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return handle_tcp_state(sk, oldstate, newstate, true);
+	__u32 *g = guard_enter(GUARD_STATE);
+	handle_tcp_state(sk, oldstate, newstate, true);
+	guard_exit(g);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(enet_tb_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (guard_primary_busy(GUARD_STATE))
+		handle_tcp_state(sk, oldstate, newstate, true);
+	return 0;
 }
 
 SEC("raw_tp/inet_sock_set_state")
@@ -67,13 +82,24 @@ int BPF_PROG(enet_rt_state, const struct sock *sk, const int oldstate, const int
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(enet_tp_destroy, struct sock *sk)
 {
-	return handle_tcp_destroy(sk);
+	__u32 *g = guard_enter(GUARD_DESTROY);
+	handle_tcp_destroy(sk, true);
+	guard_exit(g);
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(enet_tb_destroy, struct sock *sk)
+{
+	if (guard_primary_busy(GUARD_DESTROY))
+		handle_tcp_destroy(sk, true);
+	return 0;
 }
 
 SEC("raw_tp/tcp_destroy_sock")
 int BPF_PROG(enet_rt_destroy, struct sock *sk)
 {
-	return handle_tcp_destroy(sk);
+	return handle_tcp_destroy(sk, false);
 }
 
 /* ---- Payload, mode "tracepoint": sock:sock_send_length / sock_recv_length (6.3+) ----
@@ -84,14 +110,34 @@ int BPF_PROG(enet_rt_destroy, struct sock *sk)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(enet_tp_send, struct sock *sk, int ret, int flags)
 {
+	__u32 *g = guard_enter(GUARD_SEND);
 	handle_io(sk, ret, flags, true, true);
+	guard_exit(g);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(enet_tb_send, struct sock *sk, int ret, int flags)
+{
+	if (guard_primary_busy(GUARD_SEND))
+		handle_io(sk, ret, flags, true, true);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(enet_tp_recv, struct sock *sk, int ret, int flags)
 {
+	__u32 *g = guard_enter(GUARD_RECV);
 	handle_io(sk, ret, flags, false, true);
+	guard_exit(g);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(enet_tb_recv, struct sock *sk, int ret, int flags)
+{
+	if (guard_primary_busy(GUARD_RECV))
+		handle_io(sk, ret, flags, false, true);
 	return 0;
 }
 

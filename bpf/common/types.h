@@ -37,6 +37,7 @@ enum telemetry_counter {
 	TELEMETRY_CLOSED_LOST,		   /* closed record neither in the ring nor kept in conns */
 	TELEMETRY_MISSED_PEER,		   /* unconnected UDP datagram without a known peer address */
 	TELEMETRY_TUPLE_REUSED,		   /* a new UDP socket reused a tuple whose old entry was still there */
+	TELEMETRY_RESCUED,		   /* a backup program handled an event the kernel skipped the primary for */
 	TELEMETRY_COUNTER_MAX,
 };
 
@@ -47,6 +48,15 @@ enum sock_track_state {
 	SOCK_TRACK_FAILED = 2, /* conns was full when the first payload came: counted once, not retried */
 	SOCK_RELEASED = 3,     /* UDP socket released while the ring was full: user space collects it */
 	SOCK_TUPLE_KNOWN = 4,  /* TCP accepted, tuple set, waiting for the owner's first I/O */
+};
+
+/* Slots of the guard_depth per-CPU array: one per tracepoint with a backup program. */
+enum guard_slot {
+	GUARD_STATE = 0,
+	GUARD_DESTROY,
+	GUARD_SEND,
+	GUARD_RECV,
+	GUARD_MAX,
 };
 
 /* Kinds of ring-buffer records. */

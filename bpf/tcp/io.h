@@ -15,9 +15,13 @@ static __always_inline void tcp_tuple(struct conn_tuple *t, const struct sock *s
 }
 
 /* Lists the socket in the connection table under the given owner. A tuple taken earlier is
- * kept: once the socket is in CLOSE the kernel has released its local port (inet_num = 0). */
-static __always_inline void tcp_track(struct sock_info *si, const struct sock *sk, __u64 id, __u32 pid)
+ * kept: once the socket is in CLOSE the kernel has released its local port (inet_num = 0). The
+ * cookie is taken again now, the last moment before user space sees it: an accepted socket's
+ * cookie can still change during the handshake (6.1 reports one less than ss otherwise). */
+static __always_inline void tcp_track(struct sock_info *si, const struct sock *sk, __u64 id, __u32 pid,
+				      const bool tracing)
 {
+	si->cookie = sock_cookie(sk, tracing, si->start);
 	if (si->tracked == SOCK_TUPLE_KNOWN)
 		si->tuple.pid = pid;
 	else
@@ -64,7 +68,7 @@ static __always_inline void tcp_io(const struct sock *sk, int ret, bool send, co
 			return;
 	}
 	if (si->tracked == SOCK_UNTRACKED || si->tracked == SOCK_TUPLE_KNOWN)
-		tcp_track(si, sk, id, current_tgid()); /* I/O runs in the owner's context */
+		tcp_track(si, sk, id, current_tgid(), tracing); /* I/O runs in the owner's context */
 	if (si->tracked != SOCK_TRACKED)
 		return;
 

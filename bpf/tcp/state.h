@@ -51,7 +51,7 @@ static __always_inline __u32 listener_owner(const struct sock *sk)
 }
 
 /* The socket is destroyed: read the final counters and hand the connection over, exactly once. */
-static __always_inline int handle_tcp_destroy(const struct sock *sk)
+static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool tracing)
 {
 	__u64 id = sock_id(sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
@@ -72,6 +72,7 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk)
 		 * lost its local port by now (reported as 0); everything else was taken in time. */
 		if (si->tracked == SOCK_UNTRACKED)
 			tcp_tuple(&si->tuple, sk, si->pid_hint);
+		si->cookie = sock_cookie(sk, tracing, si->start); /* user space never saw it: take the final one */
 		conn_init(&final, si, id, 0);
 	}
 	__u32 out = tcp_data_segs_out(sk), in = tcp_data_segs_in(sk);
@@ -141,7 +142,7 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 	} else if (newstate == TCP_ESTABLISHED && si->tracked == SOCK_UNTRACKED) {
 		if (si->direction == CONN_DIRECTION_OUTGOING) {
 			/* The connecting process is known: list the connection now, before any payload. */
-			tcp_track(si, sk, id, si->pid_hint);
+			tcp_track(si, sk, id, si->pid_hint, tracing);
 		} else {
 			/* Accepted: the owner is known at its first I/O; keep the tuple for a close
 			 * that comes first. */

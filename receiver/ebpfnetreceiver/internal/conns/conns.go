@@ -160,6 +160,13 @@ type Telemetry struct {
 	IterationRestarts uint64
 	// LostRecords: ring-buffer records user space could not decode.
 	LostRecords uint64
+	// KernelSkipped: events the kernel did not run the tracer's programs for
+	// (its per-program recursion guard, hit when a program is interrupted or
+	// preempted) and no backup program covered: an estimate of lost events.
+	KernelSkipped uint64
+	// Rescued: events a backup program handled because the kernel skipped the
+	// primary. Not a loss; shows how often the guard bites on this host.
+	Rescued uint64
 }
 
 // Add returns the sum of t and o, field by field.
@@ -172,12 +179,14 @@ func (t Telemetry) Add(o Telemetry) Telemetry {
 		MissedPeer:        t.MissedPeer + o.MissedPeer,
 		IterationRestarts: t.IterationRestarts + o.IterationRestarts,
 		LostRecords:       t.LostRecords + o.LostRecords,
+		KernelSkipped:     t.KernelSkipped + o.KernelSkipped,
+		Rescued:           t.Rescued + o.Rescued,
 	}
 }
 
 // Drops returns the sum of the counters that mean data was lost.
 func (t Telemetry) Drops() uint64 {
-	return t.ConnMapFull + t.SockMapFull + t.ClosedLost + t.LostRecords
+	return t.ConnMapFull + t.SockMapFull + t.ClosedLost + t.LostRecords + t.KernelSkipped
 }
 
 // Source is what the receiver needs from a tracer: the kernel tracer

@@ -103,7 +103,14 @@ func (c *collector) waitClosed(n int, timeout time.Duration, match func(conns.Co
 		}
 		if len(got) >= n || time.Now().After(deadline) {
 			if len(got) != n {
-				c.t.Fatalf("want %d closed connections, got %d after %v", n, len(got), timeout)
+				stillActive := 0
+				for _, a := range c.active {
+					if match(a) {
+						stillActive++
+					}
+				}
+				c.t.Fatalf("want %d closed connections, got %d after %v (%d matching still active; telemetry %+v)",
+					n, len(got), timeout, stillActive, c.tr.Telemetry())
 			}
 			return got
 		}

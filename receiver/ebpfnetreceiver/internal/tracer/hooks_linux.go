@@ -35,6 +35,9 @@ const (
 	attachCgroup                      // cgroup program on the cgroup2 root
 )
 
+// kretprobeMaxActive is how many calls of one function a kretprobe tracks at once.
+const kretprobeMaxActive = 4096
+
 // program is one BPF program of a candidate.
 type program struct {
 	name   string
@@ -62,6 +65,17 @@ type dataPoint struct {
 	candidates []candidate
 }
 
+// withBackup is a tp_btf primary and its backup on the same tracepoint, in
+// that order: the kernel runs a tracepoint's programs in attach order, and the
+// backup handles only the events the kernel skipped the primary for (see
+// bpf/maps/guard.h).
+func withBackup(name, tracepoint string) []program {
+	return []program{
+		{name: "enet_tp_" + name, kind: attachTracing, target: tracepoint},
+		{name: "enet_tb_" + name, kind: attachTracing, target: tracepoint},
+	}
+}
+
 func kprobePair(name, fn string) []program {
 	return []program{{name: "enet_kp_" + name, kind: attachKprobe, target: fn}, {name: "enet_kr_" + name, kind: attachKretprobe, target: fn}}
 }
@@ -76,18 +90,15 @@ func hookTable() []dataPoint {
 	tcpSendPageRet := program{name: "enet_kr_tpage", kind: attachKretprobe, target: "tcp_sendpage", optional: true}
 	return []dataPoint{
 		{name: "tcp_state", gives: "TCP open, close, direction and failures", candidates: []candidate{
-			{ModeTracepoint, "tp_btf", []program{{name: "enet_tp_state", kind: attachTracing, target: "inet_sock_set_state"}}},
+			{ModeTracepoint, "tp_btf", withBackup("state", "inet_sock_set_state")},
 			{ModeTracepoint, "raw_tp", []program{{name: "enet_rt_state", kind: attachRawTP, target: "inet_sock_set_state"}}},
 		}},
 		{name: "tcp_destroy", gives: "the final counters of TCP connections", candidates: []candidate{
-			{ModeTracepoint, "tp_btf", []program{{name: "enet_tp_destroy", kind: attachTracing, target: "tcp_destroy_sock"}}},
+			{ModeTracepoint, "tp_btf", withBackup("destroy", "tcp_destroy_sock")},
 			{ModeTracepoint, "raw_tp", []program{{name: "enet_rt_destroy", kind: attachRawTP, target: "tcp_destroy_sock"}}},
 		}},
 		{name: "payload", gives: "bytes and packets sent and received", candidates: []candidate{
-			{ModeTracepoint, "tp_btf", []program{
-				{name: "enet_tp_send", kind: attachTracing, target: "sock_send_length"},
-				{name: "enet_tp_recv", kind: attachTracing, target: "sock_recv_length"},
-			}},
+			{ModeTracepoint, "tp_btf", concat(withBackup("send", "sock_send_length"), withBackup("recv", "sock_recv_length"))},
 			{ModeFentry, "fexit", []program{
 				{name: "enet_fx_tsend", kind: attachTracing, target: "tcp_sendmsg"},
 				{name: "enet_fx_tpage", kind: attachTracing, target: "tcp_sendpage", optional: true},
@@ -227,7 +238,7 @@ func (l *loader) tryCandidate(c candidate) error {
 // target takes, from the kernel's BTF: it exists, and its prototype picks the
 // recvmsg variant. Tracepoints are looked up as btf_trace_<name>.
 func (l *loader) funcArgs(p program) (int, error) {
-	if p.kind == attachTracing && strings.HasPrefix(p.name, "enet_tp_") {
+	if p.kind == attachTracing && (strings.HasPrefix(p.name, "enet_tp_") || strings.HasPrefix(p.name, "enet_tb_")) {
 		var td *btf.Typedef
 		if err := l.kernelBTF.TypeByName("btf_trace_"+p.target, &td); err != nil {
 			return 0, fmt.Errorf("tracepoint %s: %w", p.target, err)
@@ -277,11 +288,50 @@ func (l *loader) attach(p program, prog *ebpf.Program) (link.Link, error) {
 	case attachKprobe:
 		return link.Kprobe(p.target, prog, nil)
 	case attachKretprobe:
+		// A kretprobe tracks at most maxactive calls in flight (default max(10, 2 x CPUs));
+		// returns beyond that are missed, and with them bytes. Ask for room for every
+		// thread that may block in sendmsg/recvmsg; that needs tracefs, so fall back to the
+		// default and say so when it is not there.
+		lk, err := link.Kretprobe(p.target, prog, &link.KprobeOptions{RetprobeMaxActive: kretprobeMaxActive})
+		if err == nil {
+			return lk, nil
+		}
+		l.log.Warn("kretprobe with the kernel's default maxactive: concurrent calls beyond it are missed", zap.String("function", p.target), zap.Error(err))
 		return link.Kretprobe(p.target, prog, nil)
 	case attachCgroup:
 		return link.AttachCgroup(link.CgroupOptions{Path: l.cgroupPath, Attach: l.spec.Programs[p.name].AttachType, Program: prog})
 	}
 	return nil, fmt.Errorf("program %s: unknown attach kind %d", p.name, p.kind)
+}
+
+// skippedEvents estimates the events lost to the kernel's recursion guard: the
+// skips of every program without a backup, plus the skips of primaries their
+// backups did not cover. Zero where the kernel does not count skips (< 5.12).
+func (l *loader) skippedEvents(rescued uint64) uint64 {
+	var primaries, others uint64
+	for _, p := range l.progs {
+		st, err := p.Stats()
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(info.Name, "enet_tp_"):
+			primaries += st.RecursionMisses
+		case strings.HasPrefix(info.Name, "enet_tb_"):
+			// A backup skipped while its primary ran loses nothing; one skipped
+			// with its primary shows in the primary's skips.
+		default:
+			others += st.RecursionMisses
+		}
+	}
+	if primaries > rescued {
+		others += primaries - rescued
+	}
+	return others
 }
 
 func (l *loader) close() error {

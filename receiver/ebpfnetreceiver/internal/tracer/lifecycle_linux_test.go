@@ -4,6 +4,7 @@ package tracer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"testing"
@@ -27,6 +28,9 @@ func ourIDs(t *testing.T, tr *Tracer) (progs, links map[uint32]bool) {
 	}
 	for _, l := range tr.loader.links {
 		info, err := l.Info()
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			continue // a kprobe as a perf event (before 5.15): no link ID; its program is checked
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +91,7 @@ func bpftoolIDs(t *testing.T) (progs, links map[uint32]bool, ok bool) {
 func TestCloseLeavesNothing(t *testing.T) {
 	tr := startTracer(t, Config{})
 	progs, links := ourIDs(t, tr)
-	if len(progs) == 0 || len(links) != len(progs) {
+	if len(progs) == 0 || len(links) > len(progs) {
 		t.Fatalf("tracer has %d programs and %d links", len(progs), len(links))
 	}
 	kp, kl := kernelIDs(t)

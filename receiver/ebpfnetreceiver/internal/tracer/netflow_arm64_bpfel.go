@@ -147,7 +147,8 @@ const (
 	netflowTelemetryCounterTELEMETRY_CLOSED_LOST         netflowTelemetryCounter = 3
 	netflowTelemetryCounterTELEMETRY_MISSED_PEER         netflowTelemetryCounter = 4
 	netflowTelemetryCounterTELEMETRY_TUPLE_REUSED        netflowTelemetryCounter = 5
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 6
+	netflowTelemetryCounterTELEMETRY_RESCUED             netflowTelemetryCounter = 6
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 7
 )
 
 type netflowUdpPeer struct {
@@ -164,6 +165,7 @@ type netflowUdpPeer struct {
 const (
 	netflowMapClosed                 = "closed"
 	netflowMapConns                  = "conns"
+	netflowMapGuardDepth             = "guard_depth"
 	netflowMapIoArgs                 = "io_args"
 	netflowMapListenPorts            = "listen_ports"
 	netflowMapSocks                  = "socks"
@@ -209,6 +211,10 @@ const (
 	netflowProgEnetPrCookie          = "enet_pr_cookie"
 	netflowProgEnetRtDestroy         = "enet_rt_destroy"
 	netflowProgEnetRtState           = "enet_rt_state"
+	netflowProgEnetTbDestroy         = "enet_tb_destroy"
+	netflowProgEnetTbRecv            = "enet_tb_recv"
+	netflowProgEnetTbSend            = "enet_tb_send"
+	netflowProgEnetTbState           = "enet_tb_state"
 	netflowProgEnetTpDestroy         = "enet_tp_destroy"
 	netflowProgEnetTpRecv            = "enet_tp_recv"
 	netflowProgEnetTpSend            = "enet_tp_send"
@@ -306,6 +312,10 @@ type netflowProgramSpecs struct {
 	EnetPrCookie   *ebpf.ProgramSpec `ebpf:"enet_pr_cookie"`
 	EnetRtDestroy  *ebpf.ProgramSpec `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.ProgramSpec `ebpf:"enet_rt_state"`
+	EnetTbDestroy  *ebpf.ProgramSpec `ebpf:"enet_tb_destroy"`
+	EnetTbRecv     *ebpf.ProgramSpec `ebpf:"enet_tb_recv"`
+	EnetTbSend     *ebpf.ProgramSpec `ebpf:"enet_tb_send"`
+	EnetTbState    *ebpf.ProgramSpec `ebpf:"enet_tb_state"`
 	EnetTpDestroy  *ebpf.ProgramSpec `ebpf:"enet_tp_destroy"`
 	EnetTpRecv     *ebpf.ProgramSpec `ebpf:"enet_tp_recv"`
 	EnetTpSend     *ebpf.ProgramSpec `ebpf:"enet_tp_send"`
@@ -318,6 +328,7 @@ type netflowProgramSpecs struct {
 type netflowMapSpecs struct {
 	Closed      *ebpf.MapSpec `ebpf:"closed"`
 	Conns       *ebpf.MapSpec `ebpf:"conns"`
+	GuardDepth  *ebpf.MapSpec `ebpf:"guard_depth"`
 	IoArgs      *ebpf.MapSpec `ebpf:"io_args"`
 	ListenPorts *ebpf.MapSpec `ebpf:"listen_ports"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
@@ -364,6 +375,7 @@ func (o *netflowObjects) Close() error {
 type netflowMaps struct {
 	Closed      *ebpf.Map `ebpf:"closed"`
 	Conns       *ebpf.Map `ebpf:"conns"`
+	GuardDepth  *ebpf.Map `ebpf:"guard_depth"`
 	IoArgs      *ebpf.Map `ebpf:"io_args"`
 	ListenPorts *ebpf.Map `ebpf:"listen_ports"`
 	Socks       *ebpf.Map `ebpf:"socks"`
@@ -376,6 +388,7 @@ func (m *netflowMaps) Close() error {
 	return _NetflowClose(
 		m.Closed,
 		m.Conns,
+		m.GuardDepth,
 		m.IoArgs,
 		m.ListenPorts,
 		m.Socks,
@@ -444,6 +457,10 @@ type netflowPrograms struct {
 	EnetPrCookie   *ebpf.Program `ebpf:"enet_pr_cookie"`
 	EnetRtDestroy  *ebpf.Program `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.Program `ebpf:"enet_rt_state"`
+	EnetTbDestroy  *ebpf.Program `ebpf:"enet_tb_destroy"`
+	EnetTbRecv     *ebpf.Program `ebpf:"enet_tb_recv"`
+	EnetTbSend     *ebpf.Program `ebpf:"enet_tb_send"`
+	EnetTbState    *ebpf.Program `ebpf:"enet_tb_state"`
 	EnetTpDestroy  *ebpf.Program `ebpf:"enet_tp_destroy"`
 	EnetTpRecv     *ebpf.Program `ebpf:"enet_tp_recv"`
 	EnetTpSend     *ebpf.Program `ebpf:"enet_tp_send"`
@@ -491,6 +508,10 @@ func (p *netflowPrograms) Close() error {
 		p.EnetPrCookie,
 		p.EnetRtDestroy,
 		p.EnetRtState,
+		p.EnetTbDestroy,
+		p.EnetTbRecv,
+		p.EnetTbSend,
+		p.EnetTbState,
 		p.EnetTpDestroy,
 		p.EnetTpRecv,
 		p.EnetTpSend,

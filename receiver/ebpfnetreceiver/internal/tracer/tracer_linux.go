@@ -415,6 +415,8 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		MissedPeer:        k[netflowTelemetryCounterTELEMETRY_MISSED_PEER],
 		IterationRestarts: restarts,
 		LostRecords:       lost,
+		Rescued:           k[netflowTelemetryCounterTELEMETRY_RESCUED],
+		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
 }
 
