@@ -22,6 +22,7 @@ var (
 	ErrInvalidMaxSeries   = errors.New("must not be negative")
 	ErrInvalidExpiry      = errors.New("must not be negative")
 	ErrUnknownAttribute   = errors.New("unknown attribute")
+	ErrInvalidHooks       = errors.New("must be one of auto, tracepoint, fentry, kprobe")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// ProtocolClassification turns on the classification of payload into
 	// application, RPC and encryption protocols.
 	ProtocolClassification bool `mapstructure:"protocol_classification"`
+	// Hooks forces how the tracer reads payload, for debugging: auto (the
+	// default: the best hook the kernel has), tracepoint, fentry or kprobe.
+	Hooks string `mapstructure:"hooks"`
 	// Aggregation bounds the series the receiver keeps.
 	Aggregation AggregationConfig `mapstructure:"aggregation"`
 
@@ -99,6 +103,7 @@ func createDefaultConfig() *Config {
 		CollectionInterval:     defaultCollectionInterval,
 		MaxTrackedConnections:  defaultMaxTracked,
 		ProtocolClassification: true,
+		Hooks:                  "auto",
 		Aggregation: AggregationConfig{
 			MaxSeries:    defaultMaxSeries,
 			SeriesExpiry: defaultSeriesExpiry,
@@ -139,6 +144,11 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxTrackedConnections <= 0 || cfg.MaxTrackedConnections > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("max_tracked_connections %d: %w", cfg.MaxTrackedConnections, ErrInvalidMapSize))
+	}
+	switch cfg.Hooks {
+	case "", "auto", "tracepoint", "fentry", "kprobe":
+	default:
+		errs = append(errs, fmt.Errorf("hooks %q: %w", cfg.Hooks, ErrInvalidHooks))
 	}
 	if cfg.Aggregation.MaxSeries < 0 {
 		errs = append(errs, fmt.Errorf("aggregation::max_series %d: %w", cfg.Aggregation.MaxSeries, ErrInvalidMaxSeries))

@@ -38,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 	if err := confmap.Validate(def); err != nil {
 		t.Fatalf("default config invalid: %v", err)
 	}
-	if def.CollectionInterval != 10*time.Second || def.MaxTrackedConnections != 65536 || !def.ProtocolClassification ||
+	if def.CollectionInterval != 10*time.Second || def.MaxTrackedConnections != 65536 || !def.ProtocolClassification || def.Hooks != "auto" ||
 		def.Aggregation.MaxSeries != 10000 || !def.ConnectionDuration.Enabled || def.TCPRTT.Enabled {
 		t.Fatalf("defaults: %+v", def)
 	}
@@ -48,7 +48,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("custom config invalid: %v", err)
 	}
 	if c.CollectionInterval != 30*time.Second || c.MaxTrackedConnections != 131072 || c.ProtocolClassification ||
-		c.Aggregation.MaxSeries != 500 || c.Aggregation.SeriesExpiry != time.Hour {
+		c.Aggregation.MaxSeries != 500 || c.Aggregation.SeriesExpiry != time.Hour || c.Hooks != "kprobe" {
 		t.Fatalf("custom: %+v", c)
 	}
 	if got := c.Metrics.EbpfnetConnectionIo.EnabledAttributes; len(got) != 3 {
@@ -74,6 +74,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 	}{
 		{"negative_interval", ErrInvalidInterval, "collection_interval"},
 		{"zero_map_size", ErrInvalidMapSize, "max_tracked_connections"},
+		{"bad_hooks", ErrInvalidHooks, "hooks"},
 		{"negative_max_series", ErrInvalidMaxSeries, "aggregation::max_series"},
 		{"unknown_attribute", nil, "ebpfnet.connection.io"},
 		{"unknown_histogram_attribute", ErrUnknownAttribute, "metrics::ebpfnet.connection.duration::attributes"},

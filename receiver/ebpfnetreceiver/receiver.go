@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/scraper"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -98,9 +99,21 @@ type ebpfnetScraper struct {
 func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 	src, err := s.newSource(s.cfg, s.set.Logger)
 	if err != nil {
-		return fmt.Errorf("ebpfnet receiver: start tracer: %w", err)
+		return fmt.Errorf("ebpfnet receiver: %w", err) // the tracer's errors say what is missing
 	}
 	s.src = src
+	if hr, ok := src.(conns.HookReporter); ok {
+		hooks := hr.Hooks()
+		err := s.telemetry.RegisterEbpfnetTracerHookCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for _, h := range hooks {
+				o.Observe(1, metric.WithAttributes(attribute.String("ebpfnet.tracer.data", h.Data), attribute.String("ebpfnet.tracer.hook", h.Hook)))
+			}
+			return nil
+		})
+		if err != nil {
+			s.set.Logger.Warn("cannot export the tracer's hook choice", zap.Error(err))
+		}
+	}
 	s.startTime = s.now()
 	s.resolver = s.newResolver(s.cfg)
 	aggCfg, err := aggregateConfig(s.cfg)
@@ -167,5 +180,7 @@ func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetr
 	add(tb.EbpfnetTracerMissedPeer, tel.MissedPeer, last.MissedPeer)
 	add(tb.EbpfnetTracerIterationRestarts, tel.IterationRestarts, last.IterationRestarts)
 	add(tb.EbpfnetTracerRecordsLost, tel.LostRecords, last.LostRecords)
+	add(tb.EbpfnetTracerKernelSkipped, tel.KernelSkipped, last.KernelSkipped)
+	add(tb.EbpfnetTracerRescued, tel.Rescued, last.Rescued)
 	add(tb.EbpfnetAggregationOverflow, stats.Overflowed, 0)
 }

@@ -17,6 +17,7 @@ func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 	t, err := tracer.New(tracer.Config{
 		MaxConnections:    uint32(cfg.MaxTrackedConnections), // Validate bounds it to uint32
 		ClassifyProtocols: cfg.ProtocolClassification,
+		Hooks:             cfg.Hooks,
 		Logger:            logger,
 	})
 	if err != nil {

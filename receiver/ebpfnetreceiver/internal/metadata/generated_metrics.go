@@ -50,6 +50,86 @@ var MapAttributeEbpfnetConnectionDirection = map[string]AttributeEbpfnetConnecti
 	"unknown":  AttributeEbpfnetConnectionDirectionUnknown,
 }
 
+// AttributeEbpfnetTracerData specifies the value ebpfnet.tracer.data attribute.
+type AttributeEbpfnetTracerData int
+
+const (
+	_ AttributeEbpfnetTracerData = iota
+	AttributeEbpfnetTracerDataTCPState
+	AttributeEbpfnetTracerDataTCPDestroy
+	AttributeEbpfnetTracerDataPayload
+	AttributeEbpfnetTracerDataUDPPeers
+	AttributeEbpfnetTracerDataUDPEnd
+)
+
+// String returns the string representation of the AttributeEbpfnetTracerData.
+func (av AttributeEbpfnetTracerData) String() string {
+	switch av {
+	case AttributeEbpfnetTracerDataTCPState:
+		return "tcp_state"
+	case AttributeEbpfnetTracerDataTCPDestroy:
+		return "tcp_destroy"
+	case AttributeEbpfnetTracerDataPayload:
+		return "payload"
+	case AttributeEbpfnetTracerDataUDPPeers:
+		return "udp_peers"
+	case AttributeEbpfnetTracerDataUDPEnd:
+		return "udp_end"
+	}
+	return ""
+}
+
+// MapAttributeEbpfnetTracerData is a helper map of string to AttributeEbpfnetTracerData attribute value.
+var MapAttributeEbpfnetTracerData = map[string]AttributeEbpfnetTracerData{
+	"tcp_state":   AttributeEbpfnetTracerDataTCPState,
+	"tcp_destroy": AttributeEbpfnetTracerDataTCPDestroy,
+	"payload":     AttributeEbpfnetTracerDataPayload,
+	"udp_peers":   AttributeEbpfnetTracerDataUDPPeers,
+	"udp_end":     AttributeEbpfnetTracerDataUDPEnd,
+}
+
+// AttributeEbpfnetTracerHook specifies the value ebpfnet.tracer.hook attribute.
+type AttributeEbpfnetTracerHook int
+
+const (
+	_ AttributeEbpfnetTracerHook = iota
+	AttributeEbpfnetTracerHookTpBtf
+	AttributeEbpfnetTracerHookRawTp
+	AttributeEbpfnetTracerHookFexit
+	AttributeEbpfnetTracerHookFentry
+	AttributeEbpfnetTracerHookKprobe
+	AttributeEbpfnetTracerHookCgroup
+)
+
+// String returns the string representation of the AttributeEbpfnetTracerHook.
+func (av AttributeEbpfnetTracerHook) String() string {
+	switch av {
+	case AttributeEbpfnetTracerHookTpBtf:
+		return "tp_btf"
+	case AttributeEbpfnetTracerHookRawTp:
+		return "raw_tp"
+	case AttributeEbpfnetTracerHookFexit:
+		return "fexit"
+	case AttributeEbpfnetTracerHookFentry:
+		return "fentry"
+	case AttributeEbpfnetTracerHookKprobe:
+		return "kprobe"
+	case AttributeEbpfnetTracerHookCgroup:
+		return "cgroup"
+	}
+	return ""
+}
+
+// MapAttributeEbpfnetTracerHook is a helper map of string to AttributeEbpfnetTracerHook attribute value.
+var MapAttributeEbpfnetTracerHook = map[string]AttributeEbpfnetTracerHook{
+	"tp_btf": AttributeEbpfnetTracerHookTpBtf,
+	"raw_tp": AttributeEbpfnetTracerHookRawTp,
+	"fexit":  AttributeEbpfnetTracerHookFexit,
+	"fentry": AttributeEbpfnetTracerHookFentry,
+	"kprobe": AttributeEbpfnetTracerHookKprobe,
+	"cgroup": AttributeEbpfnetTracerHookCgroup,
+}
+
 // AttributeNetworkIoDirection specifies the value network.io.direction attribute.
 type AttributeNetworkIoDirection int
 

@@ -3,10 +3,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -29,9 +31,12 @@ type TelemetryBuilder struct {
 	EbpfnetAggregationOverflow       metric.Int64Counter
 	EbpfnetTracerClosedLost          metric.Int64Counter
 	EbpfnetTracerConnectionTableFull metric.Int64Counter
+	EbpfnetTracerHook                metric.Int64ObservableGauge
 	EbpfnetTracerIterationRestarts   metric.Int64Counter
+	EbpfnetTracerKernelSkipped       metric.Int64Counter
 	EbpfnetTracerMissedPeer          metric.Int64Counter
 	EbpfnetTracerRecordsLost         metric.Int64Counter
+	EbpfnetTracerRescued             metric.Int64Counter
 	EbpfnetTracerRingReserveFailed   metric.Int64Counter
 	EbpfnetTracerSocketTableFull     metric.Int64Counter
 }
@@ -45,6 +50,31 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterEbpfnetTracerHookCallback sets callback for observable EbpfnetTracerHook metric.
+func (builder *TelemetryBuilder) RegisterEbpfnetTracerHookCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.EbpfnetTracerHook, obs: o})
+		return nil
+	}, builder.EbpfnetTracerHook)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+type observerInt64 struct {
+	embedded.Int64Observer
+	inst metric.Int64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerInt64) Observe(value int64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveInt64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -83,10 +113,22 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerHook, err = builder.meter.Int64ObservableGauge(
+		"otelcol_ebpfnet_tracer_hook",
+		metric.WithDescription("The kernel hook the tracer chose for each piece of data on this kernel (1 per data point; the mode attribute names the hook). [Alpha]"),
+		metric.WithUnit("{hook}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerIterationRestarts, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_iteration_restarts",
 		metric.WithDescription("Polls whose walk of the connection table restarted because the table changed under it. [Alpha]"),
 		metric.WithUnit("{restart}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerKernelSkipped, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_kernel_skipped",
+		metric.WithDescription("Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. Data is missing. [Alpha]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerMissedPeer, err = builder.meter.Int64Counter(
@@ -99,6 +141,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_tracer_records_lost",
 		metric.WithDescription("Ring-buffer records user space could not decode. Data is missing. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerRescued, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_rescued",
+		metric.WithDescription("Kernel events a backup program handled because the kernel skipped the primary program (not a loss). [Alpha]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerRingReserveFailed, err = builder.meter.Int64Counter(

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
@@ -19,12 +20,18 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	require.NoError(t, tb.RegisterEbpfnetTracerHookCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerConnectionTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerIterationRestarts.Add(context.Background(), 1)
+	tb.EbpfnetTracerKernelSkipped.Add(context.Background(), 1)
 	tb.EbpfnetTracerMissedPeer.Add(context.Background(), 1)
 	tb.EbpfnetTracerRecordsLost.Add(context.Background(), 1)
+	tb.EbpfnetTracerRescued.Add(context.Background(), 1)
 	tb.EbpfnetTracerRingReserveFailed.Add(context.Background(), 1)
 	tb.EbpfnetTracerSocketTableFull.Add(context.Background(), 1)
 	AssertEqualEbpfnetAggregationOverflow(t, testTel,
@@ -36,13 +43,22 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualEbpfnetTracerConnectionTableFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerHook(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerIterationRestarts(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerKernelSkipped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerMissedPeer(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerRecordsLost(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerRescued(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerRingReserveFailed(t, testTel,

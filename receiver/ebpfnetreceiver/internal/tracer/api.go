@@ -17,7 +17,9 @@ type Config struct {
 	// (0: DefaultMaxConnections). A full table is counted in
 	// conns.Telemetry.ConnMapFull, never silent.
 	MaxConnections uint32
-	// ClassifyProtocols turns on protocol classification of payload.
+	// ClassifyProtocols is reserved for payload classification (the
+	// protocol stack of conns.Conn), which is not implemented yet: it has no
+	// effect, and the stack stays zero.
 	ClassifyProtocols bool
 	// Hooks forces how payload is traced, for debugging: "tracepoint",
 	// "fentry" or "kprobe". Empty (or "auto") tries them in that order and

@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"go.uber.org/zap"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
 // Hook modes, from the most to the least preferred. A mode is chosen per data
@@ -140,13 +142,8 @@ func concat(ps ...[]program) []program {
 	return out
 }
 
-// HookChoice is the mode chosen for one data point on this kernel.
-type HookChoice struct {
-	DataPoint string // tcp_state, tcp_destroy, payload, udp_peers, udp_end
-	Mode      string // tracepoint, fentry, kprobe, cgroup
-	Detail    string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup
-	Gives     string
-}
+// HookChoice is the hook chosen for one data point on this kernel.
+type HookChoice = conns.Hook
 
 // loader loads and attaches programs one by one against maps loaded once.
 type loader struct {
@@ -174,7 +171,7 @@ func (l *loader) choose(points []dataPoint, allowed func(dataPoint, candidate, [
 			}
 			err := l.tryCandidate(c)
 			if err == nil {
-				chosen = append(chosen, HookChoice{DataPoint: dp.name, Mode: c.mode, Detail: c.sub, Gives: dp.gives})
+				chosen = append(chosen, HookChoice{Data: dp.name, Mode: c.mode, Hook: c.sub, Gives: dp.gives})
 				ok = true
 				break
 			}

@@ -29,10 +29,10 @@ func TestHookModes(t *testing.T) {
 			continue
 		}
 		for _, h := range tr.Hooks() {
-			if h.DataPoint == "payload" && h.Mode != mode {
+			if h.Data == "payload" && h.Mode != mode {
 				t.Errorf("hooks=%s: payload traced with %s", mode, h.Mode)
 			}
-			if h.DataPoint == "udp_end" && mode == ModeKprobe && h.Mode != ModeKprobe {
+			if h.Data == "udp_end" && mode == ModeKprobe && h.Mode != ModeKprobe {
 				t.Errorf("hooks=kprobe: UDP socket end traced with %s", h.Mode)
 			}
 		}
@@ -43,7 +43,7 @@ func TestHookModes(t *testing.T) {
 	}
 	tr := startTracer(t, Config{Hooks: os.Getenv(hooksEnv)})
 	for _, h := range tr.Hooks() {
-		t.Logf("KERNEL-MATRIX hook data=%s mode=%s via=%s", h.DataPoint, h.Mode, h.Detail)
+		t.Logf("KERNEL-MATRIX hook data=%s mode=%s via=%s", h.Data, h.Mode, h.Hook)
 	}
 	if _, err := New(Config{Hooks: "bogus"}); err == nil || !strings.Contains(err.Error(), "tracepoint, fentry, kprobe") {
 		t.Errorf("hooks=bogus: %v", err)

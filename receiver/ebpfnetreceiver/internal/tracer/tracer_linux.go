@@ -129,7 +129,7 @@ func New(cfg Config) (*Tracer, error) {
 	go t.readLoop()
 
 	for _, h := range t.hooks {
-		log.Info("ebpfnet hook attached", zap.String("data", h.DataPoint), zap.String("mode", h.Mode), zap.String("hook", h.Detail), zap.String("gives", h.Gives))
+		log.Info("ebpfnet hook attached", zap.String("data", h.Data), zap.String("mode", h.Mode), zap.String("hook", h.Hook), zap.String("gives", h.Gives))
 	}
 	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks))
 	return t, nil
@@ -147,8 +147,8 @@ func allowHooks(force string, cookies bool) func(dataPoint, candidate, []HookCho
 			if c.mode == ModeCgroup {
 				payload := ""
 				for _, h := range chosen {
-					if h.DataPoint == "payload" {
-						payload = h.Detail
+					if h.Data == "payload" {
+						payload = h.Hook
 					}
 				}
 				return cookies && (payload == "tp_btf" || payload == "fexit") && force != ModeKprobe
