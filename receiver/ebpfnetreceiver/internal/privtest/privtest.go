@@ -11,30 +11,23 @@
 // where the privileged tests must actually run, and a silent skip there would
 // hide a broken runner.
 //
-// The package is stdlib-only so any test package can import it.
+// The package depends on the stdlib (and the stdlib-only caps) alone, so any
+// test package can import it.
 package privtest
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/caps"
 )
 
 // BTFPath is where the kernel exposes its own BTF; CO-RE programs need it.
 const BTFPath = "/sys/kernel/btf/vmlinux"
-
-// Capability numbers from include/uapi/linux/capability.h.
-const (
-	capNetAdmin = 12
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
-)
 
 // InCI reports whether the tests run under CI, where privileged tests must
 // not be skipped.
@@ -76,48 +69,14 @@ func SkipOrFail(t testing.TB, err error) {
 	t.Skipf("privileged eBPF test skipped: %v (set CI=1 to make this a failure)", err)
 }
 
-// missingCaps lists the capabilities this process lacks to load BPF. Root
-// with a full effective set, or CAP_SYS_ADMIN (which implies the others on
-// kernels before 5.8), is enough.
+// missingCaps lists the capabilities this process lacks to load BPF.
 func missingCaps() []string {
-	eff, err := effectiveCaps()
+	eff, err := caps.Effective()
 	if err != nil {
 		if os.Geteuid() == 0 {
 			return nil
 		}
-		return []string{"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"}
+		return caps.MissingForBPF(0)
 	}
-	has := func(c uint) bool { return eff&(1<<c) != 0 }
-	if has(capSysAdmin) && has(capNetAdmin) {
-		return nil
-	}
-	var missing []string
-	for _, c := range []struct {
-		bit  uint
-		name string
-	}{{capBPF, "CAP_BPF"}, {capPerfmon, "CAP_PERFMON"}, {capNetAdmin, "CAP_NET_ADMIN"}} {
-		if !has(c.bit) {
-			missing = append(missing, c.name)
-		}
-	}
-	return missing
-}
-
-// effectiveCaps reads the CapEff mask of this process from /proc/self/status.
-func effectiveCaps() (uint64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "CapEff:"); ok {
-			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		}
-	}
-	if err := s.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no CapEff line in /proc/self/status")
+	return caps.MissingForBPF(eff)
 }

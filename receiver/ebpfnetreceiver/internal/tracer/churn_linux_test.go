@@ -19,11 +19,7 @@ import (
 // another goroutine polls the tracer. It returns the server address.
 func churn(t *testing.T, col *collector, n, workers, req, resp int) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listen(t, "tcp4", "127.0.0.1:0")
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -125,11 +121,7 @@ func TestChurn10k(t *testing.T) {
 func TestTinyMapCountsDrops(t *testing.T) {
 	tr := startTracer(t, Config{MaxConnections: 16})
 	col := newCollector(t, tr)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, "tcp4", "127.0.0.1:0")
 	server := netip.MustParseAddrPort(ln.Addr().String())
 	const open, req = 200, 64
 	var srvConns []net.Conn

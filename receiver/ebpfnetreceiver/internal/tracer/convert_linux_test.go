@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/caps"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
@@ -108,14 +109,14 @@ func TestFindCgroup2(t *testing.T) {
 }
 
 func TestMissingCaps(t *testing.T) {
-	all := uint64(1<<capBPF | 1<<capPerfmon | 1<<capNetAdmin)
+	all := uint64(1<<caps.BPF | 1<<caps.Perfmon | 1<<caps.NetAdmin)
 	if err := missingCaps(all); err != nil {
 		t.Errorf("all capabilities: %v", err)
 	}
-	if err := missingCaps(1 << capSysAdmin); err != nil {
+	if err := missingCaps(1 << caps.SysAdmin); err != nil {
 		t.Errorf("CAP_SYS_ADMIN alone: %v", err)
 	}
-	err := missingCaps(1 << capNetAdmin)
+	err := missingCaps(1 << caps.NetAdmin)
 	if !errors.Is(err, ErrMissingCapability) || !strings.Contains(err.Error(), "CAP_BPF, CAP_PERFMON") || strings.Contains(err.Error(), "CAP_NET_ADMIN,") {
 		t.Errorf("missing BPF and PERFMON: %v", err)
 	}

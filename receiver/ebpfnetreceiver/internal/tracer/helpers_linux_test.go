@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -216,6 +217,17 @@ func parseSSAddr(t *testing.T, s string) netip.AddrPort {
 	}
 	p, _ := strconv.ParseUint(s[i+1:], 10, 16)
 	return netip.AddrPortFrom(a.Unmap(), uint16(p))
+}
+
+// listen opens a listener for one test and closes it at the end.
+func listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 func selfNetns(t *testing.T) uint32 { return netnsInode(t, "/proc/self/ns/net") }

@@ -37,11 +37,7 @@ func TestTCPExactBytes(t *testing.T) {
 }
 
 func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, recv int) {
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, network, addr)
 	server := netip.MustParseAddrPort(ln.Addr().String())
 
 	accepted := make(chan net.Conn, 1)
@@ -145,11 +141,7 @@ func wantCookie(tr *Tracer, c conns.Conn, ss uint64) uint64 {
 func TestTCPHalfClose(t *testing.T) {
 	tr := startTracer(t, Config{})
 	col := newCollector(t, tr)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, "tcp4", "127.0.0.1:0")
 	const send, recv = 4096, 300000
 	go func() {
 		c, err := ln.Accept()
@@ -208,11 +200,7 @@ func TestTCPRefused(t *testing.T) {
 func TestTCPActiveCounters(t *testing.T) {
 	tr := startTracer(t, Config{})
 	col := newCollector(t, tr)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t, "tcp4", "127.0.0.1:0")
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {

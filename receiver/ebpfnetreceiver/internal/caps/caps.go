@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package caps tells which Linux capabilities this process has, and which of
+// those BPF needs it lacks. Stdlib only: the tracer and the privileged-test
+// gate both use it.
+package caps
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Capability numbers from include/uapi/linux/capability.h.
+const (
+	NetAdmin = 12
+	SysAdmin = 21
+	Perfmon  = 38
+	BPF      = 39
+)
+
+// Effective reads this process's effective capability set from /proc.
+func Effective() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no CapEff line in /proc/self/status")
+}
+
+// MissingForBPF names the capabilities eff lacks to load tracing programs
+// (CAP_BPF, CAP_PERFMON) and attach cgroup programs (CAP_NET_ADMIN).
+// CAP_SYS_ADMIN stands in for each, as the kernel allows.
+func MissingForBPF(eff uint64) []string {
+	has := func(c uint) bool { return eff&(1<<c) != 0 || eff&(1<<SysAdmin) != 0 }
+	var missing []string
+	for _, c := range []struct {
+		n    uint
+		name string
+	}{{BPF, "CAP_BPF"}, {Perfmon, "CAP_PERFMON"}, {NetAdmin, "CAP_NET_ADMIN"}} {
+		if !has(c.n) {
+			missing = append(missing, c.name)
+		}
+	}
+	return missing
+}
