@@ -8,6 +8,6 @@
 #define SOCK_MAP_ENTRIES 65536	   /* socks: one per traced TCP or UDP socket */
 #define LISTEN_MAP_ENTRIES 8192	   /* listen_ports: TCP listeners, all namespaces */
 #define UDP_PENDING_ENTRIES 16384  /* udp_pending: threads between a UDP syscall's address hook and its return */
-#define CLOSED_RING_BYTES (1 << 20) /* closed: room for ~6500 records between two reader wakeups */
+#define CLOSED_RING_BYTES (4 << 20) /* closed: ~27,000 records; Go sets the same */
 
 #endif

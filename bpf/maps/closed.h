@@ -12,7 +12,7 @@ struct {
 } closed SEC(".maps");
 
 /* Set from Go before load: bytes waiting in the ring before the reader is woken. */
-volatile const __u64 wakeup_watermark = CLOSED_RING_BYTES / 4;
+volatile const __u64 wakeup_watermark = CLOSED_RING_BYTES / 8;
 
 static __always_inline __u64 ring_submit_flags(void)
 {

@@ -110,9 +110,14 @@ func TestChurn10k(t *testing.T) {
 	if cs != n*req || cr != n*resp || ss != n*resp || sr != n*req {
 		t.Errorf("byte totals: clients sent %d received %d, servers sent %d received %d; want %d and %d", cs, cr, ss, sr, n*req, n*resp)
 	}
-	if tel := tr.Telemetry(); tel.Drops() != 0 || tel.RingReserveFailed != 0 {
+	// A record that found the ring full stays in the table and comes with the
+	// next poll (RingReserveFailed): delayed, not dropped, and the exact
+	// counts above include it.
+	tel := tr.Telemetry()
+	if tel.Drops() != 0 {
 		t.Errorf("drops during churn: %+v", tel)
 	}
+	t.Logf("telemetry after churn: %+v", tel)
 }
 
 // TestTinyMapCountsDrops: with a connection table of 16 entries and 200
