@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// self is this executable; the children are itself with a subcommand.
+var self string
+
+// loadChild runs `self load <args>` to completion and decodes its JSON result into v.
+func loadChild(v any, args ...string) error {
+	cmd := exec.Command(self, append([]string{"load"}, args...)...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("load %v: %w: %s", args, err, strings.TrimSpace(stderr.String()))
+	}
+	return json.Unmarshal(out.Bytes(), v)
+}
+
+// child is a long-running child process that prints JSON lines.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan []byte
+}
+
+func startChild(name string, args ...string) (*child, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan []byte, 1024)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			c.lines <- append([]byte(nil), sc.Bytes()...)
+		}
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// next returns the next line, or an error after timeout or when the child exited.
+func (c *child) next(timeout time.Duration) ([]byte, error) {
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			return nil, errors.New("child exited")
+		}
+		return l, nil
+	case <-time.After(timeout):
+		return nil, errors.New("child: no output in time")
+	}
+}
+
+// stop closes stdin, signals, and waits; it kills after 10 s.
+func (c *child) stop(sig syscall.Signal) {
+	_ = c.stdin.Close()
+	_ = c.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// collector is the receiver child.
+type collector struct {
+	*child
+	last scrapeLine
+}
+
+func startCollector(interval time.Duration, maxConns int) (*collector, error) {
+	c, err := startChild(self, "collector", "-interval", interval.String(), "-max", fmt.Sprint(maxConns))
+	if err != nil {
+		return nil, err
+	}
+	col := &collector{child: c}
+	l, err := c.next(60 * time.Second)
+	if err != nil {
+		c.stop(syscall.SIGTERM)
+		return nil, fmt.Errorf("collector start: %w", err)
+	}
+	if err := json.Unmarshal(l, &col.last); err != nil || !col.last.Ready {
+		c.stop(syscall.SIGTERM)
+		return nil, fmt.Errorf("collector start: %q", l)
+	}
+	return col, nil
+}
+
+// scrape waits for the next scrape line.
+func (c *collector) scrape(timeout time.Duration) (scrapeLine, error) {
+	l, err := c.next(timeout)
+	if err != nil {
+		return scrapeLine{}, err
+	}
+	var s scrapeLine
+	if err := json.Unmarshal(l, &s); err != nil {
+		return s, err
+	}
+	c.last = s
+	return s, nil
+}
+
+// startBpftrace starts bpftrace on script and waits until its probes are attached.
+func startBpftrace(script string) (*child, error) {
+	c, err := startChild("bpftrace", script)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		l, err := c.next(60 * time.Second)
+		if err != nil {
+			c.stop(syscall.SIGINT)
+			return nil, fmt.Errorf("bpftrace start: %w", err)
+		}
+		if bytes.HasPrefix(l, []byte("Attaching")) {
+			time.Sleep(300 * time.Millisecond) // "Attaching" comes before the last attach
+			return c, nil
+		}
+	}
+}

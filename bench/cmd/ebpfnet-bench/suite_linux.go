@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/bench/internal/floor"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/bench/internal/kern"
+)
+
+// plan sizes a run: the full run (make bench, < 10 min) or a smoke run (-quick, ~2 min).
+type plan struct {
+	quick       bool
+	rounds      int           // interleaved rounds of the overhead arms
+	rrDur       time.Duration // per measurement
+	bulkDur     time.Duration
+	costWindows int
+	churnRates  []float64
+	churnDur    time.Duration
+	synthetic   []int // synthetic tracked connections for the scale phase
+	real        []int // real loopback connections (two tracked sockets each)
+}
+
+func fullPlan() plan {
+	return plan{rounds: 6, rrDur: 2500 * time.Millisecond, bulkDur: 1500 * time.Millisecond, costWindows: 5,
+		churnRates: []float64{5000, 10000, 15000, 20000, 30000}, churnDur: 4 * time.Second,
+		synthetic: []int{10_000, 100_000, 1_000_000}, real: []int{4_000, 9_000}}
+}
+
+func quickPlan() plan {
+	return plan{quick: true, rounds: 2, rrDur: time.Second, bulkDur: time.Second, costWindows: 2,
+		churnRates: []float64{5000, 20000}, churnDur: 2 * time.Second,
+		synthetic: []int{10_000, 100_000}, real: []int{4_000}}
+}
+
+func runSuite(args []string) error {
+	fs := flag.NewFlagSet("ebpfnet-bench", flag.ExitOnError)
+	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (~2 minutes); also BENCH_QUICK=1")
+	out := fs.String("out", "docs/BENCHMARKS.md", "report to write")
+	gobench := fs.String("gobench", "", "output of `go test -bench` to include")
+	script := fs.String("bpftrace", "bench/bpftrace/bytes.bt", "bpftrace script of the bpftrace arm")
+	notes := fs.String("notes", "bench/NOTES.md", "closing notes to append, if the file exists")
+	only := fs.String("only", "", "comma-separated phases to run (overhead,cost,churn,scale); default all")
+	_ = fs.Parse(args)
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the suite loads BPF programs and enables bpf_stats")
+	}
+	var err error
+	if self, err = os.Executable(); err != nil {
+		return err
+	}
+	if err := ensureTracefs(); err != nil {
+		return err
+	}
+	p := fullPlan()
+	if *quick {
+		p = quickPlan()
+	}
+	want := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
+	r := &report{plan: p, started: time.Now()}
+	r.machine = machine()
+	r.bpftraceVersion = commandOut("bpftrace", "--version")
+	logf("machine: %s", r.machine)
+	if want("overhead") {
+		if err := r.overhead(*script); err != nil {
+			return fmt.Errorf("overhead: %w", err)
+		}
+	}
+	if want("cost") {
+		if err := r.cost(*script); err != nil {
+			return fmt.Errorf("per-program cost: %w", err)
+		}
+	}
+	if want("churn") {
+		if err := r.churn(); err != nil {
+			return fmt.Errorf("churn: %w", err)
+		}
+	}
+	if want("scale") {
+		if err := r.scale(); err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+	}
+	if *gobench != "" {
+		b, err := os.ReadFile(*gobench)
+		if err != nil {
+			return err
+		}
+		r.gobench = string(b)
+	}
+	if b, err := os.ReadFile(*notes); err == nil {
+		r.notes = string(b)
+	}
+	r.elapsed = time.Since(r.started)
+	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s in %s", *out, r.elapsed.Round(time.Second))
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func ensureTracefs() error {
+	if err := exec.Command("mountpoint", "-q", "/sys/kernel/tracing").Run(); err == nil {
+		return nil
+	}
+	return unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, "")
+}
+
+// ---- Overhead: loopback throughput, four arms interleaved ----
+
+const (
+	armUntraced = "untraced"
+	armFloor    = "empty programs"
+	armTracer   = "ebpfnet tracer"
+	armBpftrace = "bpftrace"
+)
+
+var arms = []string{armUntraced, armFloor, armTracer, armBpftrace}
+
+// setup attaches an arm and returns what detaches it.
+func setupArm(arm, script string) (func(), error) {
+	switch arm {
+	case armUntraced:
+		return func() {}, nil
+	case armFloor:
+		f, err := floor.Attach()
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = f.Close() }, nil
+	case armTracer:
+		// The collector's default collection interval: polls happen as in production.
+		c, err := startCollector(10*time.Second, 65536)
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.stop(syscall.SIGTERM) }, nil
+	case armBpftrace:
+		c, err := startBpftrace(script)
+		if err != nil {
+			return nil, err
+		}
+		return func() { c.stop(syscall.SIGINT) }, nil
+	}
+	return nil, fmt.Errorf("unknown arm %s", arm)
+}
+
+type result struct {
+	Value float64 `json:"value"`
+}
+
+func (r *report) overhead(script string) error {
+	p := r.plan
+	r.rr = map[string]dist{}
+	r.bulk = map[string]dist{}
+	for round := 0; round < p.rounds; round++ {
+		for _, arm := range arms {
+			detach, err := setupArm(arm, script)
+			if err != nil {
+				return fmt.Errorf("%s: %w", arm, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			var rr, bulk result
+			err = loadChild(&rr, "rr", "-conns", "4", "-size", "64", "-dur", p.rrDur.String())
+			if err == nil {
+				err = loadChild(&bulk, "bulk", "-size", "65536", "-dur", p.bulkDur.String())
+			}
+			detach()
+			if err != nil {
+				return fmt.Errorf("%s: %w", arm, err)
+			}
+			r.rr[arm] = append(r.rr[arm], rr.Value)
+			r.bulk[arm] = append(r.bulk[arm], bulk.Value)
+			logf("overhead round %d %-15s rr %.0f/s bulk %.2f GB/s", round+1, arm, rr.Value, bulk.Value/1e9)
+		}
+	}
+	return nil
+}
+
+// ratios divides each round's value of arm by the same round's untraced value.
+func ratios(m map[string]dist, arm string) dist {
+	var out dist
+	for i := range m[arm] {
+		if i < len(m[armUntraced]) && m[armUntraced][i] > 0 {
+			out = append(out, m[arm][i]/m[armUntraced][i])
+		}
+	}
+	return out
+}
+
+// ---- Per-program cost: bpf_stats run_time_ns / run_cnt ----
+
+// progCost is one program's per-run cost over the measuring windows.
+type progCost struct {
+	owner, name string
+	nsPerRun    dist
+	runs        uint64
+	recMisses   uint64
+}
+
+func (r *report) cost(script string) error {
+	f, err := floor.Attach()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	col, err := startCollector(10*time.Second, 65536)
+	if err != nil {
+		return err
+	}
+	defer col.stop(syscall.SIGTERM)
+	bt, err := startBpftrace(script)
+	if err != nil {
+		return err
+	}
+	defer bt.stop(syscall.SIGINT)
+	btObjs, err := kern.ObjectsOf(bt.pid())
+	if err != nil {
+		return err
+	}
+	owner := func(name string, id ebpf.ProgramID) string {
+		switch {
+		case strings.HasPrefix(name, "enet_"):
+			return "ebpfnet"
+		case strings.HasPrefix(name, floor.Prefix):
+			return "floor"
+		case btObjs.Progs[id]:
+			return "bpftrace"
+		}
+		return ""
+	}
+	keep := func(name string, id ebpf.ProgramID) bool { return owner(name, id) != "" }
+	costs := map[ebpf.ProgramID]*progCost{}
+	port := 20050
+	for w := 0; w < r.plan.costWindows; w++ {
+		stats, err := kern.EnableStats()
+		if err != nil {
+			return fmt.Errorf("enable bpf_stats: %w", err)
+		}
+		before, err := kern.Programs(keep)
+		if err == nil {
+			var rr result
+			err = loadChild(&rr, "rr", "-conns", "4", "-size", "64", "-dur", "1500ms")
+		}
+		if err == nil {
+			var ch churnResult
+			err = loadChild(&ch, "churn", "-rate", "2000", "-dur", "1s", "-port", fmt.Sprint(port+w))
+		}
+		var after map[ebpf.ProgramID]kern.ProgStat
+		if err == nil {
+			after, err = kern.Programs(keep)
+		}
+		_ = stats.Close()
+		if err != nil {
+			return err
+		}
+		for id, a := range after {
+			b := before[id]
+			runs := a.RunCount - b.RunCount
+			c := costs[id]
+			if c == nil {
+				c = &progCost{owner: owner(a.Name, id), name: a.Name}
+				costs[id] = c
+			}
+			c.runs += runs
+			c.recMisses += a.RecursionMisses - b.RecursionMisses
+			if runs > 0 {
+				c.nsPerRun = append(c.nsPerRun, float64(a.RuntimeNS-b.RuntimeNS)/float64(runs))
+			}
+		}
+		logf("per-program cost window %d/%d: %d programs", w+1, r.plan.costWindows, len(after))
+	}
+	for _, c := range costs {
+		r.costs = append(r.costs, *c)
+	}
+	return nil
+}
+
+// ---- Churn: new connections per second with no closed connection lost ----
+
+type churnResult struct {
+	Completed int64   `json:"Completed"`
+	Failed    int64   `json:"Failed"`
+	Rate      float64 `json:"Rate"`
+}
+
+type churnStep struct {
+	target      float64
+	achieved    float64
+	completed   int64
+	failed      int64
+	closedSeen  int64 // closed connections (sockets) the receiver reported for the step's port
+	cpuPer1000  float64
+	drops       int64
+	scrapeMaxMS float64
+	polls       int // polls after the load ended until the count was complete or stopped moving
+}
+
+func (r *report) churn() error {
+	col, err := startCollector(time.Second, 65536)
+	if err != nil {
+		return err
+	}
+	defer col.stop(syscall.SIGTERM)
+	if _, err := col.scrape(5 * time.Second); err != nil {
+		return err
+	}
+	for i, rate := range r.plan.churnRates {
+		port := 20100 + i
+		start, err := col.scrape(5 * time.Second) // in step with the polls
+		if err != nil {
+			return err
+		}
+		var res churnResult
+		if err := loadChild(&res, "churn", "-rate", fmt.Sprint(rate), "-dur", r.plan.churnDur.String(), "-port", fmt.Sprint(port)); err != nil {
+			return err
+		}
+		// Poll until every close is reported or the count stops moving for 3 polls (10 at most):
+		// how many polls that takes is the reporting latency.
+		var end scrapeLine
+		maxWall := 0.0
+		polls, still, prev := 0, 0, int64(-1)
+		for polls < 10 && still < 3 {
+			if end, err = col.scrape(10 * time.Second); err != nil {
+				return err
+			}
+			polls++
+			got := end.Closed[int64(port)] - start.Closed[int64(port)]
+			if got >= 2*res.Completed {
+				break
+			}
+			if got == prev {
+				still++
+			} else {
+				still = 0
+			}
+			prev = got
+		}
+		for _, l := range []scrapeLine{end} {
+			maxWall = max(maxWall, float64(l.WallNS)/1e6)
+		}
+		st := churnStep{target: rate, achieved: res.Rate, completed: res.Completed, failed: res.Failed,
+			closedSeen: end.Closed[int64(port)] - start.Closed[int64(port)], scrapeMaxMS: maxWall, polls: polls}
+		if res.Completed > 0 {
+			st.cpuPer1000 = float64(end.ProcCPUNS-start.ProcCPUNS) / 1e6 / (float64(res.Completed) / 1000)
+		}
+		for k, v := range end.Telemetry {
+			if strings.Contains(k, "lost") || strings.Contains(k, "full") {
+				st.drops += v - start.Telemetry[k]
+			}
+		}
+		r.churnSteps = append(r.churnSteps, st)
+		logf("churn %.0f/s: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, collector %.2f ms CPU per 1000",
+			rate, res.Rate, res.Completed, res.Failed, st.closedSeen, 2*res.Completed, st.cpuPer1000)
+		if res.Rate < 0.9*rate {
+			break // the load generator (and this machine) cannot go faster
+		}
+	}
+	return nil
+}
+
+// ---- Scale: tracked connections, poll cost, memory ----
+
+type scaleRow struct {
+	kind       string // synthetic or real
+	n          int    // tracked connections (table entries)
+	seen       int64  // open connections the receiver reported for them
+	wallMS     dist
+	cpuMS      dist
+	rssMB      float64
+	hwmMB      float64
+	connsMapMB float64
+	allMapsMB  float64
+	points     int
+	failure    string
+}
+
+func (r *report) scale() error {
+	netns, err := netnsInode()
+	if err != nil {
+		return err
+	}
+	for _, n := range r.plan.synthetic {
+		row, err := r.scaleOne("synthetic", n, func(col *collector) (func(), error) {
+			t := time.Now()
+			err := kern.FillConns(col.pid(), n, uint32(os.Getpid()), netns)
+			logf("scale: filled %d synthetic entries in %s", n, time.Since(t).Round(time.Millisecond))
+			return func() {}, err
+		}, func(l scrapeLine) int64 { return l.Open[443] + l.Open[444] + l.Open[445] + l.Open[446] })
+		if err != nil {
+			// A size the receiver cannot handle is a result, not a reason to stop.
+			row.failure = err.Error()
+			logf("scale synthetic %d: %v", n, err)
+		}
+		r.scaleRows = append(r.scaleRows, row)
+	}
+	for i, n := range r.plan.real {
+		port := 20200 + i
+		row, err := r.scaleOne("real", 2*n, func(col *collector) (func(), error) {
+			h, err := startChild(self, "load", "hold", "-n", fmt.Sprint(n), "-port", fmt.Sprint(port))
+			if err != nil {
+				return nil, err
+			}
+			if _, err := h.next(5 * time.Minute); err != nil {
+				h.stop(syscall.SIGTERM)
+				return nil, err
+			}
+			return func() { h.stop(syscall.SIGTERM) }, nil
+		}, func(l scrapeLine) int64 { return l.Open[int64(port)] })
+		if err != nil {
+			return err
+		}
+		r.scaleRows = append(r.scaleRows, row)
+	}
+	return nil
+}
+
+func (r *report) scaleOne(kind string, n int, fill func(*collector) (func(), error), seen func(scrapeLine) int64) (scaleRow, error) {
+	row := scaleRow{kind: kind, n: n}
+	col, err := startCollector(time.Second, n+65536)
+	if err != nil {
+		return row, err
+	}
+	defer col.stop(syscall.SIGTERM)
+	if _, err := col.scrape(10 * time.Second); err != nil {
+		return row, err
+	}
+	release, err := fill(col)
+	if err != nil {
+		return row, err
+	}
+	defer release()
+	// Skip the poll that may have run during the fill, then measure steady polls.
+	if _, err := col.scrape(180 * time.Second); err != nil {
+		return row, fmt.Errorf("no poll completed within 180 s: %w", err)
+	}
+	var last scrapeLine
+	for k := 0; k < 4; k++ {
+		if last, err = col.scrape(180 * time.Second); err != nil {
+			return row, fmt.Errorf("no poll completed within 180 s: %w", err)
+		}
+		row.wallMS = append(row.wallMS, float64(last.WallNS)/1e6)
+		row.cpuMS = append(row.cpuMS, float64(last.CPUNS)/1e6)
+	}
+	row.seen = seen(last)
+	row.rssMB, row.hwmMB = float64(last.RSSKB)/1024, float64(last.HWMKB)/1024
+	row.points = last.Points
+	objs, err := kern.ObjectsOf(col.pid())
+	if err != nil {
+		return row, err
+	}
+	for _, m := range objs.Maps {
+		row.allMapsMB += float64(m.Memlock) / (1 << 20)
+		if m.Name == "conns" {
+			row.connsMapMB = float64(m.Memlock) / (1 << 20)
+		}
+	}
+	logf("scale %s %d: seen %d, poll %s ms wall, %s ms CPU, RSS %.0f MB, maps %.0f MB",
+		kind, n, row.seen, row.wallMS.format(f1), row.cpuMS.format(f1), row.rssMB, row.allMapsMB)
+	return row, nil
+}
+
+func netnsInode() (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return 0, err
+	}
+	return uint32(st.Ino), nil
+}
+
+func commandOut(name string, args ...string) string {
+	b, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "unavailable"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, cpu, _ = strings.Cut(l, ":")
+				cpu = strings.TrimSpace(cpu)
+				break
+			}
+		}
+	}
+	var si unix.Sysinfo_t
+	_ = unix.Sysinfo(&si)
+	return fmt.Sprintf("%s, %d CPUs, %.0f GiB RAM", cpu, numCPU(), float64(si.Totalram)*float64(si.Unit)/(1<<30))
+}
