@@ -270,84 +270,16 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	}
 	clk := now()
 	snap := conns.Snapshot{Time: clk.wall}
-	released := map[uint64]struct{}{}
-	for i := range recs {
-		r := &recs[i]
-		switch netflowRecordKind(r.Kind) {
-		case netflowRecordKindRECORD_CONN_CLOSED:
-			snap.Closed = append(snap.Closed, connFromBPF(&r.Tuple, &r.Value, clk))
-		case netflowRecordKindRECORD_SOCK_RELEASED:
-			released[r.Value.Stats.SockId] = struct{}{}
-		}
-	}
+	released := splitRecords(recs, clk, &snap)
 	if err := t.collectReleasedFallback(released); err != nil {
 		return conns.Snapshot{}, fmt.Errorf("ebpfnet tracer: poll: %w", err)
 	}
-	if err := t.walkTable(&snap, released, clk); err != nil {
+	if err := walkTable(kernelTable{t.objs.Conns}, released, clk, &snap); err != nil {
 		return conns.Snapshot{}, fmt.Errorf("ebpfnet tracer: poll: %w", err)
 	}
 	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
 		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
-}
-
-// walkTable reads the connection table in batches. Entries of released UDP
-// sockets and entries the BPF side could not push to the full ring
-// (CONN_CLOSED) are deleted and reported closed; the rest are active.
-func (t *Tracer) walkTable(snap *conns.Snapshot, released map[uint64]struct{}, clk clock) error {
-	const batch = 4096
-	keys := make([]netflowConnTuple, batch)
-	vals := make([]netflowConnValue, batch)
-	var cursor ebpf.MapBatchCursor
-	seen := make(map[netflowConnTuple]struct{})
-	for {
-		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			k, v := &keys[i], &vals[i]
-			if _, dup := seen[*k]; dup {
-				continue // the kernel walk revisited a bucket after concurrent updates
-			}
-			seen[*k] = struct{}{}
-			_, gone := released[v.Stats.SockId]
-			gone = gone && k.Metadata&uint32(netflowConnMetadataCONN_UDP) != 0
-			if !gone && v.Stats.Flags&uint8(netflowConnFlagsCONN_CLOSED) == 0 {
-				snap.Active = append(snap.Active, connFromBPF(k, v, clk))
-				continue
-			}
-			var final netflowConnValue
-			if err := t.take(k, &final); errors.Is(err, ebpf.ErrKeyNotExist) {
-				continue // the BPF side replaced it (tuple reuse) and reported the old one itself
-			} else if err != nil {
-				return fmt.Errorf("collect closed connection: %w", err)
-			}
-			if gone && final.Stats.Duration == 0 {
-				final.Stats.Duration = uint64(clk.mono) - final.Stats.Start
-			}
-			snap.Closed = append(snap.Closed, connFromBPF(k, &final, clk))
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("walk connection table: %w", err)
-		}
-	}
-}
-
-// take removes a finished entry from the table and returns its last value.
-// Hash maps gained lookup-and-delete in 5.14; before that it is a lookup and a
-// delete, which is as good here: a finished entry is written again only if a
-// new socket reuses the tuple in between, and then the BPF side reports the
-// old one itself.
-func (t *Tracer) take(k *netflowConnTuple, v *netflowConnValue) error {
-	err := t.objs.Conns.LookupAndDelete(k, v)
-	if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
-		return err
-	}
-	if err := t.objs.Conns.Lookup(k, v); err != nil {
-		return err
-	}
-	return t.objs.Conns.Delete(k)
 }
 
 // collectReleasedFallback finds UDP sockets released while the ring was full:

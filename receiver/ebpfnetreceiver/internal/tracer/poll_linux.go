@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// The batching logic of a poll, apart from the kernel so it is tested without
+// one: ring records and the connection table in, one Snapshot out.
+
+// connTable is what a poll needs of the kernel connection table; the BPF map
+// implements it, tests use a fake.
+type connTable interface {
+	// walk calls fn once for each entry, in no particular order.
+	walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error
+	// take removes an entry and returns its last value, or an error wrapping
+	// ebpf.ErrKeyNotExist when it is gone.
+	take(k *netflowConnTuple, v *netflowConnValue) error
+}
+
+// splitRecords adds the closed connections among ring records to snap and
+// returns the UDP sockets that ended (by sock_id).
+func splitRecords(recs []netflowConnRecord, clk clock, snap *conns.Snapshot) map[uint64]struct{} {
+	released := map[uint64]struct{}{}
+	for i := range recs {
+		r := &recs[i]
+		switch netflowRecordKind(r.Kind) {
+		case netflowRecordKindRECORD_CONN_CLOSED:
+			snap.Closed = append(snap.Closed, connFromBPF(&r.Tuple, &r.Value, clk))
+		case netflowRecordKindRECORD_SOCK_RELEASED:
+			released[r.Value.Stats.SockId] = struct{}{}
+		}
+	}
+	return released
+}
+
+// walkTable sorts the table's entries into snap: entries of released UDP
+// sockets and entries the BPF side could not push to a full ring
+// (CONN_CLOSED) are taken out of the table and reported closed; the rest are
+// active. The ring must be drained before: a connection that closes after the
+// drain is either gone from the table already or read here while still open,
+// and its final record comes with the next poll, so no connection is in
+// Active and Closed at once.
+func walkTable(tbl connTable, released map[uint64]struct{}, clk clock, snap *conns.Snapshot) error {
+	return tbl.walk(func(k *netflowConnTuple, v *netflowConnValue) error {
+		_, gone := released[v.Stats.SockId]
+		gone = gone && k.Metadata&uint32(netflowConnMetadataCONN_UDP) != 0
+		if !gone && v.Stats.Flags&uint8(netflowConnFlagsCONN_CLOSED) == 0 {
+			snap.Active = append(snap.Active, connFromBPF(k, v, clk))
+			return nil
+		}
+		var final netflowConnValue
+		if err := tbl.take(k, &final); errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // the BPF side replaced it (tuple reuse) and reported the old one itself
+		} else if err != nil {
+			return fmt.Errorf("collect closed connection: %w", err)
+		}
+		if gone && final.Stats.Duration == 0 {
+			final.Stats.Duration = clk.mono - final.Stats.Start
+		}
+		snap.Closed = append(snap.Closed, connFromBPF(k, &final, clk))
+		return nil
+	})
+}
+
+// kernelTable is the BPF connection table.
+type kernelTable struct{ m *ebpf.Map }
+
+// walk reads the table in batches of 4096 (one syscall each, not two per
+// entry). A batch walk can revisit a bucket when entries move under it; an
+// entry is passed to fn once.
+func (kt kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
+	const batch = 4096
+	keys := make([]netflowConnTuple, batch)
+	vals := make([]netflowConnValue, batch)
+	var cursor ebpf.MapBatchCursor
+	seen := make(map[netflowConnTuple]struct{})
+	for {
+		n, err := kt.m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			if _, dup := seen[keys[i]]; dup {
+				continue
+			}
+			seen[keys[i]] = struct{}{}
+			if ferr := fn(&keys[i], &vals[i]); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("walk connection table: %w", err)
+		}
+	}
+}
+
+// take removes a finished entry from the table and returns its last value.
+// Hash maps gained lookup-and-delete in 5.14; before that it is a lookup and a
+// delete, which is as good here: a finished entry is written again only if a
+// new socket reuses the tuple in between, and then the BPF side reports the
+// old one itself.
+func (kt kernelTable) take(k *netflowConnTuple, v *netflowConnValue) error {
+	err := kt.m.LookupAndDelete(k, v)
+	if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	if err := kt.m.Lookup(k, v); err != nil {
+		return err
+	}
+	return kt.m.Delete(k)
+}
