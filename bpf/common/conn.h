@@ -18,6 +18,7 @@ static __always_inline void conn_init(struct conn_value *v, const struct sock_in
 	v->stats.start = si->start;
 	v->stats.timestamp = now;
 	v->stats.direction = si->direction;
+	__builtin_memcpy(v->stats.comm, si->comm, sizeof(v->stats.comm));
 }
 
 /* Returns the entry for t, inserting a fresh one for the socket when there is none. NULL means

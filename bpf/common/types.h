@@ -101,6 +101,8 @@ struct conn_stats {
 	__u8 flags;	/* enum conn_flags bits */
 	__u8 direction; /* enum conn_direction */
 	__u8 _pad[2];
+	char comm[16]; /* the owner's task name when it made or first used the connection; a process may
+			* be gone by the next poll, and /proc with it */
 };
 
 /* Read from tcp_sock when the connection closes. */
@@ -139,6 +141,7 @@ struct sock_info {
 	__u8 direction;		 /* enum conn_direction */
 	__u8 tracked;		 /* enum sock_track_state */
 	__u8 _pad[2];
+	char comm[16];		 /* task name of the owner, when it ran in its context (see conn_stats) */
 };
 
 /* Key of listen_ports: a TCP port in LISTEN, per network namespace. */

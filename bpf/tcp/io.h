@@ -67,8 +67,10 @@ static __always_inline void tcp_io(const struct sock *sk, int ret, bool send, co
 		if (!si)
 			return;
 	}
-	if (si->tracked == SOCK_UNTRACKED || si->tracked == SOCK_TUPLE_KNOWN)
+	if (si->tracked == SOCK_UNTRACKED || si->tracked == SOCK_TUPLE_KNOWN) {
+		bpf_get_current_comm(si->comm, sizeof(si->comm));
 		tcp_track(si, sk, id, current_tgid(), tracing); /* I/O runs in the owner's context */
+	}
 	if (si->tracked != SOCK_TRACKED)
 		return;
 

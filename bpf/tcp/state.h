@@ -118,7 +118,9 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 	if (newstate == TCP_SYN_SENT) {
 		/* connect() runs in the caller's context: its tgid owns the connection. The local
 		 * port is not chosen yet (inet_hash_connect comes after), so the tuple waits. */
-		tcp_sock_new(sk, id, CONN_DIRECTION_OUTGOING, current_tgid(), newstate, tracing);
+		struct sock_info *si = tcp_sock_new(sk, id, CONN_DIRECTION_OUTGOING, current_tgid(), newstate, tracing);
+		if (si)
+			bpf_get_current_comm(si->comm, sizeof(si->comm));
 		return 0;
 	}
 	if (newstate == TCP_SYN_RECV) {

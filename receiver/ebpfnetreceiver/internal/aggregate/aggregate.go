@@ -102,6 +102,7 @@ type connState struct {
 // concurrent use.
 type Aggregator struct {
 	cfg       Config
+	comm      string // task name of the connection being observed (see seriesFor)
 	conns     map[conns.ID]*connState
 	resources map[resourceKey]*resourceState
 	series    [NumMetrics]map[seriesKey]*series
@@ -168,6 +169,7 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 
 	base := attrsOf(c)
 	rk := resourceKey{pid: c.PID, netns: c.Netns}
+	a.comm = c.Comm
 
 	tx, rx := base, base
 	tx.IODirection, rx.IODirection = IOTransmit, IOReceive
@@ -262,6 +264,11 @@ func (a *Aggregator) seriesFor(m Metric, st *connState, rk resourceKey, attrs At
 			res.PID, res.Netns = rk.pid, rk.netns
 		}
 		a.resources[rk] = res
+	}
+	if res.ExecutableName == "" && a.comm != "" {
+		// The process was gone before /proc could be read: the kernel's task
+		// name from when it used the connection is what is left.
+		res.ExecutableName = a.comm
 	}
 	res.series++
 	// The data of a new series happened after the previous poll: that is

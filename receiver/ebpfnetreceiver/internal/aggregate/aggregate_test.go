@@ -235,3 +235,29 @@ func TestHistogramBuckets(t *testing.T) {
 		t.Fatalf("buckets %v, want %v (upper bounds inclusive)", p.BucketCounts, want)
 	}
 }
+
+// TestCommNamesAGoneProcess: when /proc no longer has the process (Resolve
+// finds no executable name), the task name the kernel saw is used; a name
+// /proc did find is kept.
+func TestCommNamesAGoneProcess(t *testing.T) {
+	cfg := testConfig()
+	cfg.Resolve = func(pid, netns uint32) Resource {
+		if pid == 100 {
+			return Resource{} // exited before the poll
+		}
+		return Resource{ExecutableName: "server-binary"}
+	}
+	a := New(cfg, t0)
+	gone := outgoing(50000, 1, 10, 0)
+	gone.Comm = "curl"
+	alive := outgoing(50001, 2, 10, 0)
+	alive.PID, alive.Comm = 200, "server-bin"
+	a.Update(conns.Snapshot{Time: t0, Closed: []conns.Conn{gone, alive}})
+	names := map[uint32]string{}
+	for _, rd := range a.Collect() {
+		names[rd.Resource.PID] = rd.Resource.ExecutableName
+	}
+	if names[100] != "curl" || names[200] != "server-binary" {
+		t.Errorf("executable names %v, want 100:curl (from comm) and 200:server-binary (from /proc)", names)
+	}
+}

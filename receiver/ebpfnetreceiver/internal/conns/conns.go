@@ -96,7 +96,12 @@ type Conn struct {
 	Key
 	// Cookie is the kernel's socket cookie; with Key it tells two sockets that
 	// reused the same tuple apart.
-	Cookie    uint64
+	Cookie uint64
+	// Comm is the owner's task name (at most 15 characters) when it made or
+	// first used the connection: the process may be gone, and /proc with it,
+	// by the time the connection is reported. Empty when the kernel saw the
+	// connection only outside the owner's context.
+	Comm      string
 	Direction Direction
 	Flags     Flags
 	Stack     ProtocolStack

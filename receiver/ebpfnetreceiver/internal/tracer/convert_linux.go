@@ -55,6 +55,7 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 	conn := conns.Conn{
 		Key:         keyFromBPF(t),
 		Cookie:      s.Cookie,
+		Comm:        cString(s.Comm[:]),
 		Direction:   conns.Direction(s.Direction),
 		Flags:       conns.Flags(s.Flags) & conns.FlagAssured,
 		SentBytes:   s.SentBytes,
@@ -80,6 +81,18 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 		}
 	}
 	return conn
+}
+
+// cString is a NUL-terminated C string of a fixed-size array.
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
 }
 
 const recordSize = int(unsafe.Sizeof(netflowConnRecord{}))

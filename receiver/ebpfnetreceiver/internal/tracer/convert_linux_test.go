@@ -24,11 +24,11 @@ func TestABISizes(t *testing.T) {
 		got, want uintptr
 	}{
 		{"conn_tuple", unsafe.Sizeof(netflowConnTuple{}), 48},
-		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 80},
+		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 96},
 		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
-		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 96},
-		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 152},
-		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 88},
+		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 112},
+		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 168},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 104},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 	} {
@@ -60,6 +60,9 @@ func TestConnFromBPF(t *testing.T) {
 	v.Stats = netflowConnStats{SentBytes: 10, RecvBytes: 20, SentPackets: 1, RecvPackets: 2, Start: 1_000_000_000, Timestamp: 3_000_000_000,
 		Duration: 2_000_000_000, Cookie: 77, Flags: uint8(netflowConnFlagsCONN_ASSURED | netflowConnFlagsCONN_CLOSED), Direction: 2}
 	v.Stats.ProtocolStack.Application = uint8(conns.AppHTTP)
+	for i, c := range "curl" {
+		v.Stats.Comm[i] = int8(c)
+	}
 	v.Tcp = netflowTcpStats{Rtt: 150, RttVar: 30, Retransmits: 4, StateTransitions: 1 << 1, FailureReason: 104}
 	wall := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
 	c := connFromBPF(&tuple, &v, clock{wall: wall, mono: 10_000_000_000})
@@ -67,7 +70,7 @@ func TestConnFromBPF(t *testing.T) {
 	want := conns.Conn{
 		Key: conns.Key{Local: netip.MustParseAddrPort("10.1.2.3:40000"), Peer: netip.MustParseAddrPort("[2001:db8::7]:443"),
 			Netns: 4026531840, PID: 42, Transport: conns.TransportTCP},
-		Cookie: 77, Direction: conns.DirectionOutgoing, Flags: conns.FlagAssured,
+		Cookie: 77, Comm: "curl", Direction: conns.DirectionOutgoing, Flags: conns.FlagAssured,
 		SentBytes: 10, RecvBytes: 20, SentPackets: 1, RecvPackets: 2,
 		Start: wall.Add(-9 * time.Second), LastSeen: wall.Add(-7 * time.Second), Duration: 2 * time.Second,
 		Stack: conns.ProtocolStack{Application: conns.AppHTTP},

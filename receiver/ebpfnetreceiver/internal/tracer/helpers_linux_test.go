@@ -233,3 +233,13 @@ func listen(t *testing.T, network, addr string) net.Listener {
 func selfNetns(t *testing.T) uint32 { return netnsInode(t, "/proc/self/ns/net") }
 
 func pid() uint32 { return uint32(os.Getpid()) }
+
+// selfComm is this process's task name, as the kernel keeps it.
+func selfComm(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -68,6 +68,7 @@ type netflowConnStats struct {
 	Flags     uint8
 	Direction uint8
 	Pad       [2]uint8
+	Comm      [16]int8
 }
 
 type netflowConnTuple struct {
@@ -116,6 +117,7 @@ type netflowSockInfo struct {
 	Direction     uint8
 	Tracked       uint8
 	Pad           [2]uint8
+	Comm          [16]int8
 	_             [4]byte
 }
 

@@ -118,6 +118,11 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 				t.Errorf("%v end %v->%v: %s = %v, want %v", wantDir, c.Local, c.Peer, ch.what, ch.got, ch.want)
 			}
 		}
+		// The connecting end's name is taken at connect(), the accepted end's at its
+		// first I/O; an accepted socket that never did any has none.
+		if wantComm := selfComm(t); (isClient || send+recv > 0) && c.Comm != wantComm {
+			t.Errorf("%v end: comm %q, want %q", wantDir, c.Comm, wantComm)
+		}
 		if c.Duration <= 0 || c.Start.IsZero() {
 			t.Errorf("%v end: duration %v start %v", wantDir, c.Duration, c.Start)
 		}
