@@ -201,7 +201,11 @@ func (r *report) targets(w func(string, ...any)) {
 		w("| request/response clearly ahead of bpftrace | tracer %.3f, bpftrace %.3f | %s |", tr, bt, status(tr > bt && ratios(r.rr, armTracer).min() > ratios(r.rr, armBpftrace).median(), "not clearly ahead"))
 	}
 	if best, ok := r.bestExactChurn(); ok || len(r.churnSteps) > 0 {
-		w("| 20,000 new connections/s with zero lost | highest exact rate measured: %.0f/s | %s |", best, status(best >= 19000, fmt.Sprintf("missed: %.0f/s", best)))
+		miss := fmt.Sprintf("missed: %.0f/s", best)
+		if last := r.churnSteps[len(r.churnSteps)-1]; last.achieved < 0.9*last.target && best >= last.achieved {
+			miss = fmt.Sprintf("not demonstrated: the load generator reached %.0f/s, every rate exact", last.achieved)
+		}
+		w("| 20,000 new connections/s with zero lost | highest exact rate measured: %.0f/s | %s |", best, status(best >= 19000, miss))
 	}
 	for _, row := range r.scaleRows {
 		if row.kind == "synthetic" && row.n == 100_000 {

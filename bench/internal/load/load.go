@@ -225,6 +225,7 @@ func Hold(n, port, addrs int, release <-chan struct{}) error {
 			if _, err := c.Read(b); err == nil {
 				_, _ = c.Write(b)
 			}
+			<-release // serve closes the connection when the handler returns
 		})
 	}
 	b := make([]byte, 1)
