@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
@@ -259,7 +260,8 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 		polls: []conns.Snapshot{{Time: t0.Add(10 * time.Second)}, {Time: t0.Add(20 * time.Second)}},
 		tel: []conns.Telemetry{
 			{ConnMapFull: 3, LostRecords: 1},
-			{ConnMapFull: 5, LostRecords: 1, ClosedLost: 2, RingReserveFailed: 7, MissedPeer: 4, IterationRestarts: 1, SockMapFull: 9},
+			{ConnMapFull: 5, LostRecords: 1, ClosedLost: 2, RingReserveFailed: 7, MissedPeer: 4, IterationRestarts: 1, SockMapFull: 9,
+				KernelSkipped: 6, Rescued: 40},
 		},
 	}
 	s := newTestScraper(t, createDefaultConfig(), src, metadatatest.NewSettings(tt))
@@ -272,6 +274,33 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 	metadatatest.AssertEqualEbpfnetTracerMissedPeer(t, tt, []metricdata.DataPoint[int64]{{Value: 4}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerIterationRestarts(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerSocketTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 9}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerKernelSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 6}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerRescued(t, tt, []metricdata.DataPoint[int64]{{Value: 40}}, opt)
+}
+
+// hookSource is a source that says which kernel hooks it chose.
+type hookSource struct {
+	fakeSource
+	hooks []conns.Hook
+}
+
+func (h *hookSource) Hooks() []conns.Hook { return h.hooks }
+
+// TestTelemetryExportsHookChoice: the hook the tracer chose for each piece of
+// data is a gauge point with the data and the hook kind as attributes.
+func TestTelemetryExportsHookChoice(t *testing.T) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	src := &hookSource{hooks: []conns.Hook{
+		{Data: "payload", Mode: "fentry", Hook: "fexit"},
+		{Data: "udp_end", Mode: "cgroup", Hook: "cgroup"},
+	}}
+	s := newTestScraper(t, createDefaultConfig(), src, metadatatest.NewSettings(tt))
+	scrapeAll(t, s, 1)
+	metadatatest.AssertEqualEbpfnetTracerHook(t, tt, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("ebpfnet.tracer.data", "payload"), attribute.String("ebpfnet.tracer.hook", "fexit"))},
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("ebpfnet.tracer.data", "udp_end"), attribute.String("ebpfnet.tracer.hook", "cgroup"))},
+	}, metricdatatest.IgnoreTimestamp())
 }
 
 // assertStartsStable checks that every series in later has the start
