@@ -198,6 +198,8 @@ func (t Telemetry) Drops() uint64 {
 // implements it, tests use a fake.
 type Source interface {
 	// Poll returns the active connections and those closed since the last poll.
+	// The Snapshot's slices are valid until the next Poll, which may reuse
+	// them: a consumer copies what it keeps.
 	Poll(ctx context.Context) (Snapshot, error)
 	// Telemetry returns the drop counters, cumulative since start.
 	Telemetry() Telemetry

@@ -69,18 +69,27 @@ func walkTable(tbl connTable, released map[uint64]struct{}, clk clock, snap *con
 	})
 }
 
-// kernelTable is the BPF connection table.
-type kernelTable struct{ m *ebpf.Map }
+// kernelTable is the BPF connection table, with the buffers a walk needs kept
+// from one poll to the next (one poll at a time).
+type kernelTable struct {
+	m    *ebpf.Map
+	keys []netflowConnTuple
+	vals []netflowConnValue
+	seen map[netflowConnTuple]struct{}
+}
+
+func newKernelTable(m *ebpf.Map) *kernelTable {
+	const batch = 4096
+	return &kernelTable{m: m, keys: make([]netflowConnTuple, batch), vals: make([]netflowConnValue, batch), seen: map[netflowConnTuple]struct{}{}}
+}
 
 // walk reads the table in batches of 4096 (one syscall each, not two per
 // entry). A batch walk can revisit a bucket when entries move under it; an
 // entry is passed to fn once.
-func (kt kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
-	const batch = 4096
-	keys := make([]netflowConnTuple, batch)
-	vals := make([]netflowConnValue, batch)
+func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
+	keys, vals, seen := kt.keys, kt.vals, kt.seen
+	clear(seen) // keeps its buckets for the next walk
 	var cursor ebpf.MapBatchCursor
-	seen := make(map[netflowConnTuple]struct{})
 	for {
 		n, err := kt.m.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
@@ -106,7 +115,7 @@ func (kt kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) err
 // delete, which is as good here: a finished entry is written again only if a
 // new socket reuses the tuple in between, and then the BPF side reports the
 // old one itself.
-func (kt kernelTable) take(k *netflowConnTuple, v *netflowConnValue) error {
+func (kt *kernelTable) take(k *netflowConnTuple, v *netflowConnValue) error {
 	err := kt.m.LookupAndDelete(k, v)
 	if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
 		return err
