@@ -160,8 +160,9 @@ type Telemetry struct {
 	// was not seen (recv without an address buffer); counted under the
 	// unspecified peer.
 	MissedPeer uint64
-	// IterationRestarts: the connection table changed under a poll so much
-	// that the walk restarted.
+	// IterationRestarts: times a poll's walk of the kernel tables was upset by
+	// changes under it: an entry met twice (reported once) or a walk that
+	// stopped early. Not a loss; a high rate means a very busy table.
 	IterationRestarts uint64
 	// LostRecords: ring-buffer records user space could not decode.
 	LostRecords uint64

@@ -121,7 +121,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerIterationRestarts, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_iteration_restarts",
-		metric.WithDescription("Polls whose walk of the connection table restarted because the table changed under it. [Alpha]"),
+		metric.WithDescription("Times a poll's walk of the kernel tables was upset by changes under it - an entry met twice (reported once) or a walk that stopped early. Not a loss. [Alpha]"),
 		metric.WithUnit("{restart}"),
 	)
 	errs = errors.Join(errs, err)

@@ -86,7 +86,7 @@ func AssertEqualEbpfnetTracerHook(t *testing.T, tt *componenttest.Telemetry, dps
 func AssertEqualEbpfnetTracerIterationRestarts(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_iteration_restarts",
-		Description: "Polls whose walk of the connection table restarted because the table changed under it. [Alpha]",
+		Description: "Times a poll's walk of the kernel tables was upset by changes under it - an entry met twice (reported once) or a walk that stopped early. Not a loss. [Alpha]",
 		Unit:        "{restart}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -153,8 +153,15 @@ type loader struct {
 	kernelBTF  *btf.Spec
 	log        *zap.Logger
 
-	progs []*ebpf.Program
+	progs []loadedProgram
 	links []link.Link
+}
+
+// loadedProgram is a program of the object loaded into the kernel, by the
+// name it has in the object (the kernel keeps only 15 characters of it).
+type loadedProgram struct {
+	*ebpf.Program
+	name string
 }
 
 // choose attaches one candidate per data point, trying them in order. allowed
@@ -190,7 +197,7 @@ func (l *loader) choose(points []dataPoint, allowed func(dataPoint, candidate, [
 
 // tryCandidate loads and attaches every program of c, or leaves nothing behind.
 func (l *loader) tryCandidate(c candidate) error {
-	var progs []*ebpf.Program
+	var progs []loadedProgram
 	var links []link.Link
 	undo := func() {
 		_ = closeLinks(links)
@@ -218,7 +225,7 @@ func (l *loader) tryCandidate(c candidate) error {
 			undo()
 			return fmt.Errorf("load %s: %w", name, err)
 		}
-		progs = append(progs, prog)
+		progs = append(progs, loadedProgram{prog, name})
 		lk, err := l.attach(p, prog)
 		if err != nil {
 			undo()
@@ -311,14 +318,10 @@ func (l *loader) skippedEvents(rescued uint64) uint64 {
 		if err != nil {
 			continue
 		}
-		info, err := p.Info()
-		if err != nil {
-			continue
-		}
 		switch {
-		case strings.HasPrefix(info.Name, "enet_tp_"):
+		case strings.HasPrefix(p.name, "enet_tp_"):
 			primaries += st.RecursionMisses
-		case strings.HasPrefix(info.Name, "enet_tb_"):
+		case strings.HasPrefix(p.name, "enet_tb_"):
 			// A backup skipped while its primary ran loses nothing; one skipped
 			// with its primary shows in the primary's skips.
 		default:

@@ -76,6 +76,9 @@ type kernelTable struct {
 	keys []netflowConnTuple
 	vals []netflowConnValue
 	seen map[netflowConnTuple]struct{}
+	// revisits counts entries a walk met twice because the table changed under
+	// it (Telemetry's IterationRestarts).
+	revisits uint64
 }
 
 func newKernelTable(m *ebpf.Map) *kernelTable {
@@ -94,6 +97,7 @@ func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) er
 		n, err := kt.m.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
 			if _, dup := seen[keys[i]]; dup {
+				kt.revisits++
 				continue
 			}
 			seen[keys[i]] = struct{}{}

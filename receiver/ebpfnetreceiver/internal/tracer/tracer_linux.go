@@ -48,7 +48,7 @@ type Tracer struct {
 	pollMu         sync.Mutex   // one poll at a time
 	activeBuf      []conns.Conn // Snapshot.Active of the last poll, reused by the next
 	table          *kernelTable // the connection table and its walk buffers
-	restarts       uint64       // table walks that restarted
+	restarts       uint64       // socket-table walks that stopped early (see collectReleasedFallback)
 	ringFailedSeen uint64       // TELEMETRY_RING_RESERVE_FAILED at the last poll
 
 	closeOnce sync.Once
@@ -346,7 +346,7 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 	lost := t.lost
 	t.pendingMu.Unlock()
 	t.pollMu.Lock()
-	restarts := t.restarts
+	restarts := t.restarts + t.table.revisits
 	t.pollMu.Unlock()
 	return conns.Telemetry{
 		ConnMapFull:       k[netflowTelemetryCounterTELEMETRY_CONN_MAP_FULL],
