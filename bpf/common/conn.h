@@ -40,22 +40,31 @@ static __always_inline struct conn_value *conn_get_or_insert(const struct conn_t
 	return v;
 }
 
+/* Pushes a final record into the ring; false when the ring is full. An entry still in the
+ * table is deleted before the record is submitted, so a poll that drains the ring and then
+ * walks the table never sees the connection both open and closed. */
+static __always_inline bool conn_push_closed(const struct conn_tuple *t, const struct conn_value *final, bool in_table)
+{
+	struct conn_record *rec = bpf_ringbuf_reserve(&closed, sizeof(*rec), 0);
+	if (!rec)
+		return false;
+	rec->kind = RECORD_CONN_CLOSED;
+	rec->_pad = 0;
+	rec->tuple = *t;
+	rec->value = *final;
+	if (in_table)
+		bpf_map_delete_elem(&conns, t);
+	bpf_ringbuf_submit(rec, ring_submit_flags());
+	return true;
+}
+
 /* Hands a final record to user space: through the ring when it has room, else by leaving the
  * entry in the table flagged CONN_CLOSED for the next poll to collect. Only when both fail is
  * the record lost, and then it is counted. */
 static __always_inline void conn_emit_closed(const struct conn_tuple *t, struct conn_value *final, bool in_table)
 {
-	struct conn_record *rec = bpf_ringbuf_reserve(&closed, sizeof(*rec), 0);
-	if (rec) {
-		rec->kind = RECORD_CONN_CLOSED;
-		rec->_pad = 0;
-		rec->tuple = *t;
-		rec->value = *final;
-		if (in_table)
-			bpf_map_delete_elem(&conns, t);
-		bpf_ringbuf_submit(rec, ring_submit_flags());
+	if (conn_push_closed(t, final, in_table))
 		return;
-	}
 	final->stats.flags |= CONN_CLOSED;
 	if (bpf_map_update_elem(&conns, t, final, BPF_ANY) == 0)
 		count(TELEMETRY_RING_RESERVE_FAILED);

@@ -44,7 +44,7 @@ static __always_inline void udp_io(const struct sock *sk, int ret, bool send, co
 		bpf_map_delete_elem(&udp_pending, &tid);
 	}
 	if (ret < 0)
-		return; /* a zero-length datagram is still a datagram */
+		return; /* failed; ret == 0 is a zero-length datagram, still a datagram */
 
 	struct conn_tuple t = {};
 	tuple_from_sock(&t, sk, sk_family(sk));
@@ -69,27 +69,24 @@ static __always_inline void udp_io(const struct sock *sk, int ret, bool send, co
 	__u8 direction = send ? CONN_DIRECTION_OUTGOING : CONN_DIRECTION_INCOMING;
 
 	struct conn_value *v = bpf_map_lookup_elem(&conns, &t);
+	if (v && (v->stats.sock_id != id || v->stats.cookie != si->cookie)) {
+		/* Same tuple, new socket: the old one was released and user space has not collected
+		 * its entry yet. Report the old entry now and give its place to the new socket. The
+		 * table cannot keep both, so with the ring full the old record is lost, and counted. */
+		struct conn_value old = *v;
+		old.stats.duration = old.stats.timestamp - old.stats.start;
+		count(TELEMETRY_TUPLE_REUSED);
+		if (!conn_push_closed(&t, &old, true)) {
+			count(TELEMETRY_CLOSED_LOST);
+			bpf_map_delete_elem(&conns, &t);
+		}
+		v = NULL;
+	}
 	if (!v) {
 		struct sock_info flow = *si; /* direction and start are the flow's, not the socket's */
 		flow.start = now;
 		flow.direction = direction;
 		v = conn_get_or_insert(&t, &flow, id, now);
-		if (!v)
-			return;
-	} else if (v->stats.sock_id != id || v->stats.cookie != si->cookie) {
-		/* Same tuple, new socket: the old one was released and user space has not collected
-		 * its entry yet. Close the old entry now and start a fresh one in its place. */
-		struct conn_value old = *v;
-		old.stats.duration = old.stats.timestamp - old.stats.start;
-		count(TELEMETRY_TUPLE_REUSED);
-		conn_emit_closed(&t, &old, false);
-		struct conn_value init;
-		struct sock_info flow = *si;
-		flow.start = now;
-		flow.direction = direction;
-		conn_init(&init, &flow, id, now);
-		bpf_map_update_elem(&conns, &t, &init, BPF_ANY);
-		v = bpf_map_lookup_elem(&conns, &t);
 		if (!v)
 			return;
 	}
