@@ -12,7 +12,11 @@
  * counted in the program's recursion_misses. For a connection tracer that is a lost close or
  * lost bytes. So each tracepoint gets a second, backup program attached after the primary.
  * The primary counts itself in and out here; the backup acts only when the count is not
- * zero, which is exactly when the kernel skips the primary, and otherwise returns at once.
+ * zero, which is when the kernel skips the primary, and otherwise returns at once. Not quite
+ * exact where tasks can be preempted inside tracepoint programs (7.x): a task preempted in the
+ * kernel's wrapper just before or after the primary's body holds the primary at count zero (the
+ * event is lost, and counted), and one preempted between its primary and its backup while
+ * another task holds the primary is handled twice. README: "Known limitation, 7.3".
  * key: enum guard_slot; value: depth. Written by the primaries, read by the backups. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -3,9 +3,11 @@
 package tracer
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,6 +120,21 @@ func TestChurn10k(t *testing.T) {
 		t.Errorf("drops during churn: %+v", tel)
 	}
 	t.Logf("telemetry after churn: %+v", tel)
+	logRecursionMisses(t, tr)
+}
+
+// logRecursionMisses logs how often the kernel skipped each program (its
+// per-program recursion guard): where the backups earn their keep, and what
+// a failure on a kernel that preempts tracepoint programs looked like.
+func logRecursionMisses(t *testing.T, tr *Tracer) {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range tr.loader.progs {
+		if st, err := p.Stats(); err == nil && st.RecursionMisses > 0 {
+			fmt.Fprintf(&b, " %s=%d", p.name, st.RecursionMisses)
+		}
+	}
+	t.Logf("kernel skips per program:%s", b.String())
 }
 
 // TestTinyMapCountsDrops: with a connection table of 16 entries and 200
