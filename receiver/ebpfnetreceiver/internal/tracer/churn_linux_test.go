@@ -129,9 +129,9 @@ func TestChurn10k(t *testing.T) {
 func logRecursionMisses(t *testing.T, tr *Tracer) {
 	t.Helper()
 	var b strings.Builder
-	for _, p := range tr.loader.progs {
-		if st, err := p.Stats(); err == nil && st.RecursionMisses > 0 {
-			fmt.Fprintf(&b, " %s=%d", p.name, st.RecursionMisses)
+	for _, p := range tr.loader.recursionMisses() {
+		if p.misses > 0 {
+			fmt.Fprintf(&b, " %s=%d", p.name, p.misses)
 		}
 	}
 	t.Logf("kernel skips per program:%s", b.String())

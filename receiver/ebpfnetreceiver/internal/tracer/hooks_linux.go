@@ -308,24 +308,39 @@ func (l *loader) attach(p program, prog *ebpf.Program) (link.Link, error) {
 	return nil, fmt.Errorf("program %s: unknown attach kind %d", p.name, p.kind)
 }
 
+// programMisses is a loaded program's name and how often the kernel skipped it.
+type programMisses struct {
+	name   string
+	misses uint64
+}
+
+// recursionMisses lists the kernel's skip count (recursion_misses) of every
+// loaded program, in attach order; a program whose stats cannot be read is
+// left out.
+func (l *loader) recursionMisses() []programMisses {
+	out := make([]programMisses, 0, len(l.progs))
+	for _, p := range l.progs {
+		if st, err := p.Stats(); err == nil {
+			out = append(out, programMisses{p.name, st.RecursionMisses})
+		}
+	}
+	return out
+}
+
 // skippedEvents estimates the events lost to the kernel's recursion guard: the
 // skips of every program without a backup, plus the skips of primaries their
 // backups did not cover. Zero where the kernel does not count skips (< 5.12).
 func (l *loader) skippedEvents(rescued uint64) uint64 {
 	var primaries, others uint64
-	for _, p := range l.progs {
-		st, err := p.Stats()
-		if err != nil {
-			continue
-		}
+	for _, p := range l.recursionMisses() {
 		switch {
 		case strings.HasPrefix(p.name, "enet_tp_"):
-			primaries += st.RecursionMisses
+			primaries += p.misses
 		case strings.HasPrefix(p.name, "enet_tb_"):
 			// A backup skipped while its primary ran loses nothing; one skipped
 			// with its primary shows in the primary's skips.
 		default:
-			others += st.RecursionMisses
+			others += p.misses
 		}
 	}
 	if primaries > rescued {
