@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
 )
 
 // Sentinel errors of Config.Validate. Each returned error wraps one of them
@@ -22,23 +26,23 @@ var (
 	ErrInvalidMaxSeries   = errors.New("must not be negative")
 	ErrInvalidExpiry      = errors.New("must not be negative")
 	ErrUnknownAttribute   = errors.New("unknown attribute")
-	ErrInvalidHooks       = errors.New("must be one of auto, tracepoint, fentry, kprobe")
+	ErrInvalidHooks       = errors.New("must be one of " + strings.Join(tracer.HookModes, ", "))
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
-// Defaults.
+// Defaults that are the receiver's own; the table size is the tracer's.
 const (
 	defaultCollectionInterval = 10 * time.Second
-	defaultMaxTracked         = 65536 // tracer.DefaultMaxConnections; the tracer package only builds on Linux
 	defaultMaxSeries          = 10000
 	defaultSeriesExpiry       = 15 * time.Minute
 )
 
 // Config is the configuration of the ebpfnet receiver.
 type Config struct {
-	// CollectionInterval is how often the receiver polls the tracer and
-	// emits metrics.
-	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	// ControllerConfig holds collection_interval (how often the receiver
+	// polls the tracer and emits metrics), initial_delay (before the first
+	// poll) and timeout (of one poll; 0: none), as in every scraper receiver.
+	scraperhelper.ControllerConfig `mapstructure:",squash"`
 	// MaxTrackedConnections sizes the kernel connection table. Connections
 	// past it are not tracked; that is counted in the receiver's telemetry.
 	MaxTrackedConnections int64 `mapstructure:"max_tracked_connections"`
@@ -85,23 +89,19 @@ type HistogramMetricConfig struct {
 	Attributes []string `mapstructure:"attributes"`
 }
 
-// histogramKeys are the `metrics:` entries this file handles itself.
+// The `metrics:` entries this file handles itself.
 const (
 	durationKey = "ebpfnet.connection.duration"
 	rttKey      = "ebpfnet.tcp.rtt"
 )
 
-// defaultHistogramAttributes are the recommended attributes the histograms
-// keep by default: the same key as the generated sums.
-var defaultHistogramAttributes = []string{
-	"ebpfnet.connection.direction", "network.local.address", "network.peer.address", "network.protocol.name",
-	"network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version",
-}
-
 func createDefaultConfig() *Config {
+	cc := scraperhelper.NewDefaultControllerConfig()
+	cc.CollectionInterval = defaultCollectionInterval
+	keep := aggregate.Keys(aggregate.DefaultKey())
 	return &Config{
-		CollectionInterval:     defaultCollectionInterval,
-		MaxTrackedConnections:  defaultMaxTracked,
+		ControllerConfig:       cc,
+		MaxTrackedConnections:  tracer.DefaultMaxConnections,
 		ProtocolClassification: true,
 		Hooks:                  "auto",
 		Aggregation: AggregationConfig{
@@ -109,16 +109,21 @@ func createDefaultConfig() *Config {
 			SeriesExpiry: defaultSeriesExpiry,
 		},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
-		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: defaultHistogramAttributes},
-		// Disabled until the tracer reports TCP statistics.
-		TCPRTT: HistogramMetricConfig{Enabled: false, Attributes: defaultHistogramAttributes},
+		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
+		// Off by default, as the other TCP statistics in metadata.yaml.
+		TCPRTT: HistogramMetricConfig{Enabled: false, Attributes: slices.Clone(keep)},
 	}
+}
+
+// histograms are the histogram entries of `metrics:`, by key.
+func (cfg *Config) histograms() map[string]*HistogramMetricConfig {
+	return map[string]*HistogramMetricConfig{durationKey: &cfg.ConnectionDuration, rttKey: &cfg.TCPRTT}
 }
 
 // Unmarshal takes the histogram entries out of `metrics:` and lets the
 // generated configs decode the rest.
 func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
-	for key, dst := range map[string]*HistogramMetricConfig{durationKey: &cfg.ConnectionDuration, rttKey: &cfg.TCPRTT} {
+	for key, dst := range cfg.histograms() {
 		path := "metrics" + confmap.KeyDelimiter + key
 		if !conf.IsSet(path) {
 			continue
@@ -135,8 +140,8 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	return conf.Unmarshal(cfg)
 }
 
-// Validate checks the receiver's own keys; the generated metric configs
-// validate their attributes themselves.
+// Validate checks the receiver's own keys; the generated metric configs and
+// the scraper controller's config validate theirs themselves.
 func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.CollectionInterval <= 0 {
@@ -145,9 +150,7 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxTrackedConnections <= 0 || cfg.MaxTrackedConnections > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("max_tracked_connections %d: %w", cfg.MaxTrackedConnections, ErrInvalidMapSize))
 	}
-	switch cfg.Hooks {
-	case "", "auto", "tracepoint", "fentry", "kprobe":
-	default:
+	if !slices.Contains(tracer.HookModes, cfg.Hooks) && cfg.Hooks != "" {
 		errs = append(errs, fmt.Errorf("hooks %q: %w", cfg.Hooks, ErrInvalidHooks))
 	}
 	if cfg.Aggregation.MaxSeries < 0 {
@@ -156,7 +159,7 @@ func (cfg *Config) Validate() error {
 	if cfg.Aggregation.SeriesExpiry < 0 {
 		errs = append(errs, fmt.Errorf("aggregation::series_expiry %v: %w", cfg.Aggregation.SeriesExpiry, ErrInvalidExpiry))
 	}
-	for key, h := range map[string]HistogramMetricConfig{durationKey: cfg.ConnectionDuration, rttKey: cfg.TCPRTT} {
+	for key, h := range cfg.histograms() {
 		if _, err := histogramAttrs(h.Attributes); err != nil {
 			errs = append(errs, fmt.Errorf("metrics::%s::attributes: %w", key, err))
 		}
@@ -164,14 +167,14 @@ func (cfg *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// histogramAttrs parses the attribute list of a histogram; error.type and
-// network.io.direction are not attributes of the histograms.
+// histogramAttrs parses the attribute list of a histogram: the histograms
+// keep only attributes of the connection, not those that split a
+// measurement (network.io.direction, error.type).
 func histogramAttrs(names []string) (aggregate.AttrSet, error) {
+	valid := aggregate.PerConnection()
 	set, err := aggregate.ParseAttrSet(names)
-	if err != nil || set&(aggregate.AttrErrorType|aggregate.AttrIODirection) != 0 {
-		return 0, fmt.Errorf("%w in %q, valid attributes: %v", ErrUnknownAttribute, names, defaultHistogramAttributesWithOptIn)
+	if err != nil || set&^valid != 0 {
+		return 0, fmt.Errorf("%w in %q, valid attributes: %v", ErrUnknownAttribute, names, aggregate.Keys(valid))
 	}
 	return set, nil
 }
-
-var defaultHistogramAttributesWithOptIn = append(append([]string(nil), defaultHistogramAttributes...), "network.local.port", "network.peer.port")

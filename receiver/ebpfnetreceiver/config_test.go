@@ -107,3 +107,23 @@ func TestValidateDirect(t *testing.T) {
 		}
 	}
 }
+
+// TestScraperControllerKeys: initial_delay and timeout are the scraper
+// controller's, as in every contrib scraper receiver, and are validated.
+func TestScraperControllerKeys(t *testing.T) {
+	def := createDefaultConfig()
+	if def.InitialDelay != time.Second || def.Timeout != 0 {
+		t.Errorf("defaults: initial_delay %v timeout %v, want 1s and 0", def.InitialDelay, def.Timeout)
+	}
+	c := loadConfig(t, "controller")
+	if err := confmap.Validate(c); err != nil {
+		t.Fatalf("config invalid: %v", err)
+	}
+	if c.CollectionInterval != 5*time.Second || c.InitialDelay != 0 || c.Timeout != 3*time.Second {
+		t.Errorf("controller: %+v", c.ControllerConfig)
+	}
+	err := confmap.Validate(loadConfig(t, "negative_timeout"))
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("negative timeout: %v", err)
+	}
+}

@@ -5,15 +5,97 @@ package ebpfnetreceiver
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	conventions "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 )
+
+// metricDef is one metric of the receiver: where its configuration is and, for
+// the sums, how the generated builder records a point of it. The sums are
+// declared in metadata.yaml; the histograms, which mdatagen cannot generate
+// at this Collector line, are declared here (histogramKeys, histogramInfo).
+type metricDef struct {
+	// sum returns the generated config's enabled flag and attributes.
+	sum func(*metadata.MetricsConfig) (bool, aggregate.AttrSet, error)
+	// record writes one point through the builder (sums only).
+	record func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs)
+	// histogram: its entry in Config (histograms only).
+	histogram func(*Config) *HistogramMetricConfig
+}
+
+// sumConfig adapts one generated metric config.
+func sumConfig[K ~string](get func(*metadata.MetricsConfig) (bool, []K)) func(*metadata.MetricsConfig) (bool, aggregate.AttrSet, error) {
+	return func(mc *metadata.MetricsConfig) (bool, aggregate.AttrSet, error) {
+		enabled, names := get(mc)
+		set, err := aggregate.ParseAttrSet(names)
+		return enabled, set, err
+	}
+}
+
+// metrics is every metric the aggregator computes, by aggregate.Metric. The
+// positional attributes of each record call are the generated builder's API.
+var metrics = [aggregate.NumMetrics]metricDef{
+	aggregate.ConnectionIO: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionIoMetricAttributeKey) {
+			return mc.EbpfnetConnectionIo.Enabled, mc.EbpfnetConnectionIo.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetConnectionIoDataPoint(ts, v, a.direction(), a.ioDirection(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.ConnectionPackets: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionPacketCountMetricAttributeKey) {
+			return mc.EbpfnetConnectionPacketCount.Enabled, mc.EbpfnetConnectionPacketCount.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, v, a.direction(), a.ioDirection(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.ConnectionOpened: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionOpenedMetricAttributeKey) {
+			return mc.EbpfnetConnectionOpened.Enabled, mc.EbpfnetConnectionOpened.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.ConnectionClosed: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionClosedMetricAttributeKey) {
+			return mc.EbpfnetConnectionClosed.Enabled, mc.EbpfnetConnectionClosed.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetConnectionClosedDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.ConnectionCount: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionCountMetricAttributeKey) {
+			return mc.EbpfnetConnectionCount.Enabled, mc.EbpfnetConnectionCount.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetConnectionCountDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.TCPRetransmits: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetTCPRetransmitCountMetricAttributeKey) {
+			return mc.EbpfnetTCPRetransmitCount.Enabled, mc.EbpfnetTCPRetransmitCount.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.TCPFailures: {
+		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetTCPFailureCountMetricAttributeKey) {
+			return mc.EbpfnetTCPFailureCount.Enabled, mc.EbpfnetTCPFailureCount.EnabledAttributes
+		}),
+		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, v, a.direction(), a.errorType(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+		},
+	},
+	aggregate.ConnectionDuration: {histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration }},
+	aggregate.TCPRTT:             {histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT }},
+}
 
 // aggregateConfig derives what the aggregator computes from the receiver
 // config: which metrics are on and which attributes each keeps. The
@@ -21,169 +103,27 @@ import (
 // series count max_series bounds is the one users see, and the metrics
 // builder never has two points with the same attributes to merge.
 func aggregateConfig(cfg *Config) (aggregate.Config, error) {
-	mc := cfg.Metrics
-	var out aggregate.Config
-	out.MaxSeries = cfg.Aggregation.MaxSeries
-	out.SeriesExpiry = cfg.Aggregation.SeriesExpiry
+	out := aggregate.Config{MaxSeries: cfg.Aggregation.MaxSeries, SeriesExpiry: cfg.Aggregation.SeriesExpiry}
 	var errs []error
-	set := func(m aggregate.Metric, name string, enabled bool, attrs aggregate.AttrSet, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("metrics::%s::attributes: %w", name, err))
+	for m, def := range metrics {
+		var mc aggregate.MetricConfig
+		var err error
+		if def.histogram != nil {
+			h := def.histogram(cfg)
+			mc.Enabled = h.Enabled
+			if mc.Attrs, err = histogramAttrs(h.Attributes); err != nil {
+				err = fmt.Errorf("metrics::%s::attributes: %w", histogramInfo[aggregate.Metric(m)].name, err)
+			}
+		} else if mc.Enabled, mc.Attrs, err = def.sum(&cfg.Metrics); err != nil {
+			// The generated Validate rejects attributes a metric does not
+			// have: this is an attribute metadata.yaml has and the table not.
+			err = fmt.Errorf("metrics: %w", err)
 		}
-		out.Metrics[m] = aggregate.MetricConfig{Enabled: enabled, Attrs: attrs}
+		errs = append(errs, err)
+		out.Metrics[m] = mc
 	}
-	a, err := aggregate.ParseAttrSet(mc.EbpfnetConnectionIo.EnabledAttributes)
-	set(aggregate.ConnectionIO, "ebpfnet.connection.io", mc.EbpfnetConnectionIo.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetConnectionPacketCount.EnabledAttributes)
-	set(aggregate.ConnectionPackets, "ebpfnet.connection.packet.count", mc.EbpfnetConnectionPacketCount.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetConnectionOpened.EnabledAttributes)
-	set(aggregate.ConnectionOpened, "ebpfnet.connection.opened", mc.EbpfnetConnectionOpened.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetConnectionClosed.EnabledAttributes)
-	set(aggregate.ConnectionClosed, "ebpfnet.connection.closed", mc.EbpfnetConnectionClosed.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetConnectionCount.EnabledAttributes)
-	set(aggregate.ConnectionCount, "ebpfnet.connection.count", mc.EbpfnetConnectionCount.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetTCPRetransmitCount.EnabledAttributes)
-	set(aggregate.TCPRetransmits, "ebpfnet.tcp.retransmit.count", mc.EbpfnetTCPRetransmitCount.Enabled, a, err)
-	a, err = aggregate.ParseAttrSet(mc.EbpfnetTCPFailureCount.EnabledAttributes)
-	set(aggregate.TCPFailures, "ebpfnet.tcp.failure.count", mc.EbpfnetTCPFailureCount.Enabled, a, err)
-	a, err = histogramAttrs(cfg.ConnectionDuration.Attributes)
-	set(aggregate.ConnectionDuration, durationKey, cfg.ConnectionDuration.Enabled, a, err)
-	a, err = histogramAttrs(cfg.TCPRTT.Attributes)
-	set(aggregate.TCPRTT, rttKey, cfg.TCPRTT.Enabled, a, err)
-	if len(errs) > 0 {
-		return aggregate.Config{}, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return aggregate.Config{}, err
 	}
 	return out, nil
-}
-
-// build turns the aggregator's series into pmetric: the sums through the
-// generated metrics builder, the histograms with pmetric directly, one
-// ResourceMetrics per process and network namespace, the overflow series
-// last under an empty resource.
-func (s *ebpfnetScraper) build(now time.Time) pmetric.Metrics {
-	out := pmetric.NewMetrics()
-	ts := pcommon.NewTimestampFromTime(now)
-	for _, rd := range s.agg.Collect() {
-		recorded := 0
-		for m, points := range rd.Sums {
-			for _, p := range points {
-				s.record(aggregate.Metric(m), ts, p)
-				recorded++
-			}
-		}
-		var md pmetric.Metrics
-		var res pcommon.Resource
-		if rd.Overflow {
-			res = pcommon.NewResource()
-			md = s.mb.Emit()
-			markOverflow(md)
-		} else {
-			rb := s.mb.NewResourceBuilder()
-			rb.SetProcessPid(int64(rd.Resource.PID))
-			rb.SetEbpfnetNetnsInode(int64(rd.Resource.Netns))
-			if rd.Resource.ExecutableName != "" {
-				rb.SetProcessExecutableName(rd.Resource.ExecutableName)
-			}
-			if rd.Resource.CommandLine != "" {
-				rb.SetProcessCommandLine(rd.Resource.CommandLine)
-			}
-			if rd.Resource.ContainerID != "" {
-				rb.SetContainerID(rd.Resource.ContainerID)
-			}
-			res = rb.Emit()
-			md = s.mb.Emit(metadata.WithResource(res))
-		}
-		rms := md.ResourceMetrics()
-		if rms.Len() == 0 {
-			if recorded > 0 {
-				continue // the resource attribute filters excluded this resource
-			}
-			rm := rms.AppendEmpty()
-			rm.SetSchemaUrl(conventions.SchemaURL)
-			res.CopyTo(rm.Resource())
-			sm := rm.ScopeMetrics().AppendEmpty()
-			sm.Scope().SetName(metadata.ScopeName)
-			sm.Scope().SetVersion(s.set.BuildInfo.Version)
-		}
-		ms := rms.At(0).ScopeMetrics().At(0).Metrics()
-		for _, m := range []aggregate.Metric{aggregate.ConnectionDuration, aggregate.TCPRTT} {
-			aggregate.AppendHistogram(ms, m, s.attrs[m], rd.Histograms[m], now)
-		}
-		if ms.Len() == 0 {
-			continue
-		}
-		rms.MoveAndAppendTo(out.ResourceMetrics())
-	}
-	return out
-}
-
-// markOverflow leaves only otel.metric.overflow=true on the overflow
-// series, as the OpenTelemetry SDK does: the builder wrote the zero value of
-// every attribute the metric keeps.
-func markOverflow(md pmetric.Metrics) {
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		sms := rms.At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				dps := ms.At(k).Sum().DataPoints()
-				for l := 0; l < dps.Len(); l++ {
-					attrs := dps.At(l).Attributes()
-					attrs.Clear()
-					attrs.PutBool(aggregate.OverflowAttribute, true)
-				}
-			}
-		}
-	}
-}
-
-// record writes one sum point through the metrics builder, with the start
-// timestamp of its own series.
-func (s *ebpfnetScraper) record(m aggregate.Metric, ts pcommon.Timestamp, p aggregate.Point) {
-	// Reset only moves the builder's start time, which it stamps on every
-	// point recorded next; recorded points stay. This is how each series
-	// keeps the start timestamp it got when it first appeared.
-	s.mb.Reset(metadata.WithStartTime(pcommon.NewTimestampFromTime(p.Start)))
-	a := p.Attrs
-	dir := metadata.MapAttributeEbpfnetConnectionDirection[a.Direction.String()]
-	transport := metadata.MapAttributeNetworkTransport[a.Transport.String()]
-	netType := metadata.MapAttributeNetworkType[a.NetworkType()]
-	ioDir := metadata.MapAttributeNetworkIoDirection[a.IODirection.String()]
-	local, peer := addrString(a.LocalAddr.String(), a.LocalAddr.IsValid()), addrString(a.PeerAddr.String(), a.PeerAddr.IsValid())
-	lport, pport, sport := int64(a.LocalPort), int64(a.PeerPort), int64(a.ServerPort)
-	var opts []metadata.MetricAttributeOption
-	if v := a.Stack.Application.String(); v != "" {
-		opts = append(opts, metadata.WithNetworkProtocolNameMetricAttribute(v))
-	}
-	if v := a.Stack.API.String(); v != "" {
-		opts = append(opts, metadata.WithRPCSystemMetricAttribute(v))
-	}
-	if v := a.Stack.Encryption.TLSVersion(); v != "" {
-		opts = append(opts, metadata.WithTLSProtocolVersionMetricAttribute(v))
-	}
-	v := p.Value
-	switch m {
-	case aggregate.ConnectionIO:
-		s.mb.RecordEbpfnetConnectionIoDataPoint(ts, v, dir, ioDir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.ConnectionPackets:
-		s.mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, v, dir, ioDir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.ConnectionOpened:
-		s.mb.RecordEbpfnetConnectionOpenedDataPoint(ts, v, dir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.ConnectionClosed:
-		s.mb.RecordEbpfnetConnectionClosedDataPoint(ts, v, dir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.ConnectionCount:
-		s.mb.RecordEbpfnetConnectionCountDataPoint(ts, v, dir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.TCPRetransmits:
-		s.mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, v, dir, local, lport, peer, pport, transport, netType, sport, opts...)
-	case aggregate.TCPFailures:
-		s.mb.RecordEbpfnetTCPFailureCountDataPoint(ts, v, dir, a.ErrorType(), local, lport, peer, pport, transport, netType, sport, opts...)
-	}
-}
-
-func addrString(s string, valid bool) string {
-	if !valid {
-		return ""
-	}
-	return s
 }

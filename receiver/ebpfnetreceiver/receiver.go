@@ -25,9 +25,23 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 )
 
+var errNotStarted = errors.New("receiver not started")
+
 // sourceFactory creates the connection source when the receiver starts: the
 // kernel tracer in production, a fake in tests.
 type sourceFactory func(cfg *Config, logger *zap.Logger) (conns.Source, error)
+
+// hookReporter is a source that says which kernel hook gives each piece of
+// data; the receiver exports it in its telemetry.
+type hookReporter interface {
+	HookChoices() []hookChoice
+}
+
+// hookChoice is the kind of kernel hook (tp_btf, fexit, cgroup, ...) a source
+// chose for one piece of data (tcp_state, payload, ...).
+type hookChoice struct {
+	Data, Hook string
+}
 
 // resolverFactory creates what fills in resource attributes from a pid.
 type resolverFactory func(cfg *Config) resourceResolver
@@ -46,16 +60,14 @@ type resourceResolver interface {
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newSource sourceFactory, newResolver resolverFactory) (receiver.Metrics, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
-		return nil, fmt.Errorf("ebpfnet telemetry: %w", err)
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	s := &ebpfnetScraper{cfg: cfg, set: set, newSource: newSource, newResolver: newResolver, telemetry: tb, now: time.Now}
 	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
 	if err != nil {
 		return nil, err
 	}
-	ctrlCfg := scraperhelper.NewDefaultControllerConfig()
-	ctrlCfg.CollectionInterval = cfg.CollectionInterval
-	ctrl, err := scraperhelper.NewMetricsController(&ctrlCfg, set, next, scraperhelper.AddMetricsScraper(metadata.Type, sc))
+	ctrl, err := scraperhelper.NewMetricsController(&cfg.ControllerConfig, set, next, scraperhelper.AddMetricsScraper(metadata.Type, sc))
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +102,7 @@ type ebpfnetScraper struct {
 	src       conns.Source
 	resolver  resourceResolver
 	agg       *aggregate.Aggregator
-	mb        *metadata.MetricsBuilder
-	attrs     [aggregate.NumMetrics]aggregate.AttrSet
+	out       output
 	lastTel   conns.Telemetry
 	startTime time.Time
 }
@@ -99,11 +110,11 @@ type ebpfnetScraper struct {
 func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 	src, err := s.newSource(s.cfg, s.set.Logger)
 	if err != nil {
-		return fmt.Errorf("ebpfnet receiver: %w", err) // the tracer's errors say what is missing
+		return fmt.Errorf("start tracer: %w", err) // the tracer's errors say what is missing
 	}
 	s.src = src
-	if hr, ok := src.(conns.HookReporter); ok {
-		hooks := hr.Hooks()
+	if hr, ok := src.(hookReporter); ok {
+		hooks := hr.HookChoices()
 		err := s.telemetry.RegisterEbpfnetTracerHookCallback(func(_ context.Context, o metric.Int64Observer) error {
 			for _, h := range hooks {
 				o.Observe(1, metric.WithAttributes(attribute.String("ebpfnet.tracer.data", h.Data), attribute.String("ebpfnet.tracer.hook", h.Hook)))
@@ -120,15 +131,17 @@ func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 	if err != nil {
 		_ = src.Close()
 		s.src = nil
-		return fmt.Errorf("ebpfnet receiver: %w", err)
+		return err
 	}
 	aggCfg.Resolve = s.resolver.resolve
-	s.attrs = [aggregate.NumMetrics]aggregate.AttrSet{}
+	s.out = output{
+		mb:      metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.startTime))),
+		version: s.set.BuildInfo.Version,
+	}
 	for m, mc := range aggCfg.Metrics {
-		s.attrs[m] = mc.Attrs
+		s.out.attrs[m] = mc.Attrs
 	}
 	s.agg = aggregate.New(aggCfg, s.startTime)
-	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.startTime)))
 	s.lastTel = conns.Telemetry{}
 	return nil
 }
@@ -137,7 +150,7 @@ func (s *ebpfnetScraper) shutdown(context.Context) error {
 	var err error
 	if s.src != nil {
 		if cerr := s.src.Close(); cerr != nil {
-			err = fmt.Errorf("ebpfnet receiver: close tracer: %w", cerr)
+			err = fmt.Errorf("close tracer: %w", cerr)
 		}
 		s.src = nil
 	}
@@ -147,11 +160,11 @@ func (s *ebpfnetScraper) shutdown(context.Context) error {
 
 func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	if s.src == nil {
-		return pmetric.NewMetrics(), errors.New("ebpfnet receiver: not started")
+		return pmetric.NewMetrics(), errNotStarted
 	}
 	snap, err := s.src.Poll(ctx)
 	if err != nil {
-		return pmetric.NewMetrics(), fmt.Errorf("ebpfnet receiver: poll tracer: %w", err)
+		return pmetric.NewMetrics(), fmt.Errorf("poll tracer: %w", err)
 	}
 	if snap.Time.IsZero() {
 		snap.Time = s.now()
@@ -159,7 +172,7 @@ func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	stats := s.agg.Update(snap)
 	s.recordTelemetry(ctx, s.src.Telemetry(), stats)
 	s.resolver.prune(snap.Time)
-	return s.build(snap.Time), nil
+	return s.out.build(s.agg.Collect(), snap.Time), nil
 }
 
 // recordTelemetry adds what the tracer's cumulative drop counters grew by

@@ -23,5 +23,16 @@ func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t, nil
+	return tracerSource{t}, nil
+}
+
+// tracerSource is the tracer, with its hook choice in the receiver's terms.
+type tracerSource struct{ *tracer.Tracer }
+
+func (t tracerSource) HookChoices() []hookChoice {
+	var out []hookChoice
+	for _, h := range t.Hooks() {
+		out = append(out, hookChoice{Data: h.Data, Hook: h.Hook})
+	}
+	return out
 }

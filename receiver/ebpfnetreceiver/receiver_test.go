@@ -281,19 +281,19 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 // hookSource is a source that says which kernel hooks it chose.
 type hookSource struct {
 	fakeSource
-	hooks []conns.Hook
+	hooks []hookChoice
 }
 
-func (h *hookSource) Hooks() []conns.Hook { return h.hooks }
+func (h *hookSource) HookChoices() []hookChoice { return h.hooks }
 
 // TestTelemetryExportsHookChoice: the hook the tracer chose for each piece of
 // data is a gauge point with the data and the hook kind as attributes.
 func TestTelemetryExportsHookChoice(t *testing.T) {
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	src := &hookSource{hooks: []conns.Hook{
-		{Data: "payload", Mode: "fentry", Hook: "fexit"},
-		{Data: "udp_end", Mode: "cgroup", Hook: "cgroup"},
+	src := &hookSource{hooks: []hookChoice{
+		{Data: "payload", Hook: "fexit"},
+		{Data: "udp_end", Hook: "cgroup"},
 	}}
 	s := newTestScraper(t, createDefaultConfig(), src, metadatatest.NewSettings(tt))
 	scrapeAll(t, s, 1)

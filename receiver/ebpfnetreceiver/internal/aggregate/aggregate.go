@@ -171,8 +171,7 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	rk := resourceKey{pid: c.PID, netns: c.Netns}
 	a.comm = c.Comm
 
-	tx, rx := base, base
-	tx.IODirection, rx.IODirection = IOTransmit, IOReceive
+	tx, rx := base.with(AttrIODirection, uint16(IOTransmit)), base.with(AttrIODirection, uint16(IOReceive))
 	a.add(ConnectionIO, st, rk, tx, grown(c.SentBytes, st.sentBytes))
 	a.add(ConnectionIO, st, rk, rx, grown(c.RecvBytes, st.recvBytes))
 	a.add(ConnectionPackets, st, rk, tx, grown(c.SentPackets, st.sentPackets))
@@ -198,9 +197,7 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	a.add(ConnectionClosed, st, rk, base, 1)
 	a.observeHist(ConnectionDuration, st, rk, base, c.Duration.Seconds())
 	if isTCP && c.TCP.FailureReason != 0 {
-		failed := base
-		failed.Errno = c.TCP.FailureReason
-		a.add(TCPFailures, st, rk, failed, 1)
+		a.add(TCPFailures, st, rk, base, 1) // error.type is in base
 	}
 	delete(a.conns, id)
 }

@@ -50,7 +50,7 @@ func sum(t *testing.T, rds []ResourceData, m Metric, d IODirection) Point {
 	var found []Point
 	for _, rd := range rds {
 		for _, p := range rd.Sums[m] {
-			if p.Attrs.IODirection == d {
+			if p.Attrs.Str(AttrIODirection) == d.String() {
 				found = append(found, p)
 			}
 		}
@@ -69,7 +69,7 @@ func TestEphemeralPortsCollapseAndCountersStayCumulative(t *testing.T) {
 		outgoing(50001, 2, 10, 20),
 	}})
 	rds := a.Collect()
-	if got := sum(t, rds, ConnectionIO, IOTransmit); got.Value != 110 || got.Attrs.ServerPort != 443 || !got.Start.Equal(t0) {
+	if got := sum(t, rds, ConnectionIO, IOTransmit); got.Value != 110 || got.Attrs.Int(AttrServerPort) != 443 || !got.Start.Equal(t0) {
 		t.Fatalf("poll 1 transmit: %+v", got)
 	}
 	if got := sum(t, rds, ConnectionCount, IONone).Value; got != 2 {
@@ -127,7 +127,7 @@ func TestNewSeriesStartsAtPreviousPoll(t *testing.T) {
 	for _, rd := range a.Collect() {
 		for _, p := range rd.Sums[ConnectionIO] {
 			want := t0
-			if p.Attrs.ServerPort == 80 {
+			if p.Attrs.Int(AttrServerPort) == 80 {
 				want = t0.Add(10 * time.Second)
 			}
 			if !p.Start.Equal(want) {

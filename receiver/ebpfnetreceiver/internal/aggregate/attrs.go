@@ -5,47 +5,141 @@ package aggregate
 import (
 	"cmp"
 	"fmt"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
 // AttrSet is a set of data point attributes a metric keeps; the others are
-// aggregated away.
+// aggregated away. Each bit is one entry of the attributes table.
 type AttrSet uint16
 
-// The data point attributes, named as in metadata.yaml.
+// The data point attributes. Everything else about each one (its key, how it
+// is read from a connection, how it is written) is its entry in attributes.
 const (
-	AttrConnectionDirection AttrSet = 1 << iota // ebpfnet.connection.direction
-	AttrErrorType                               // error.type
-	AttrIODirection                             // network.io.direction
-	AttrLocalAddress                            // network.local.address
-	AttrLocalPort                               // network.local.port
-	AttrPeerAddress                             // network.peer.address
-	AttrPeerPort                                // network.peer.port
-	AttrProtocolName                            // network.protocol.name
-	AttrTransport                               // network.transport
-	AttrNetworkType                             // network.type
-	AttrRPCSystem                               // rpc.system
-	AttrServerPort                              // server.port
-	AttrTLSVersion                              // tls.protocol.version
+	AttrConnectionDirection AttrSet = 1 << iota
+	AttrErrorType
+	AttrIODirection
+	AttrLocalAddress
+	AttrLocalPort
+	AttrPeerAddress
+	AttrPeerPort
+	AttrProtocolName
+	AttrTransport
+	AttrNetworkType
+	AttrRPCSystem
+	AttrServerPort
+	AttrTLSVersion
+	numAttrs = iota
 )
 
-var attrNames = map[string]AttrSet{
-	"ebpfnet.connection.direction": AttrConnectionDirection,
-	"error.type":                   AttrErrorType,
-	"network.io.direction":         AttrIODirection,
-	"network.local.address":        AttrLocalAddress,
-	"network.local.port":           AttrLocalPort,
-	"network.peer.address":         AttrPeerAddress,
-	"network.peer.port":            AttrPeerPort,
-	"network.protocol.name":        AttrProtocolName,
-	"network.transport":            AttrTransport,
-	"network.type":                 AttrNetworkType,
-	"rpc.system":                   AttrRPCSystem,
-	"server.port":                  AttrServerPort,
-	"tls.protocol.version":         AttrTLSVersion,
+// kind is how an attribute's value is stored and written.
+type kind uint8
+
+const (
+	kindStr  kind = iota // a small code, written as the string name() gives
+	kindInt              // an integer (ports), written as an int
+	kindAddr             // an IP address, stored in Attrs.addrs[slot]
+)
+
+// attribute is one data point attribute, declared once: adding an attribute
+// is one entry here (plus its AttrSet bit) and its entry in metadata.yaml.
+type attribute struct {
+	set AttrSet
+	key string // as metadata.yaml names it
+	kind
+	slot uint8 // kindAddr: index in Attrs.addrs
+	bit  uint8 // index of set's bit, in Attrs.vals (set by init)
+	// inDefaultKey: the histograms keep it unless configured otherwise (the
+	// sums' defaults are metadata.yaml's; a test pins that they agree).
+	inDefaultKey bool
+	// perConnection: a fact of the connection, so every metric, histograms
+	// included, may keep it. The others split a measurement (which direction
+	// the bytes went, why it failed) and only the metrics that declare them
+	// in metadata.yaml have them.
+	perConnection bool
+	// optional: written only when known (conditionally required).
+	optional bool
+	// read takes the value from a connection; nil for what the aggregator
+	// sets itself (network.io.direction).
+	read func(c *conns.Conn) uint16
+	addr func(c *conns.Conn) netip.Addr // kindAddr
+	name func(v uint16) string          // kindStr
+}
+
+// attributes is the attribute table, in the order series are sorted by.
+var attributes = [numAttrs]attribute{
+	{set: AttrTransport, key: "network.transport", kind: kindStr, inDefaultKey: true, perConnection: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Transport) },
+		name: func(v uint16) string { return conns.Transport(v).String() }},
+	{set: AttrNetworkType, key: "network.type", kind: kindStr, inDefaultKey: true, perConnection: true,
+		// An IPv4-mapped address is IPv4 on the wire.
+		read: func(c *conns.Conn) uint16 { return b2u(c.Local.Addr().Unmap().Is6() || c.Peer.Addr().Unmap().Is6()) },
+		name: func(v uint16) string { return [2]string{"ipv4", "ipv6"}[v&1] }},
+	{set: AttrConnectionDirection, key: "ebpfnet.connection.direction", kind: kindStr, inDefaultKey: true, perConnection: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Direction) },
+		name: func(v uint16) string { return conns.Direction(v).String() }},
+	{set: AttrLocalAddress, key: "network.local.address", kind: kindAddr, slot: 0, inDefaultKey: true, perConnection: true,
+		addr: func(c *conns.Conn) netip.Addr { return c.Local.Addr().Unmap() }},
+	{set: AttrPeerAddress, key: "network.peer.address", kind: kindAddr, slot: 1, inDefaultKey: true, perConnection: true,
+		addr: func(c *conns.Conn) netip.Addr { return c.Peer.Addr().Unmap() }},
+	{set: AttrServerPort, key: "server.port", kind: kindInt, inDefaultKey: true, perConnection: true,
+		read: serverPort},
+	{set: AttrLocalPort, key: "network.local.port", kind: kindInt, perConnection: true,
+		read: func(c *conns.Conn) uint16 { return c.Local.Port() }},
+	{set: AttrPeerPort, key: "network.peer.port", kind: kindInt, perConnection: true,
+		read: func(c *conns.Conn) uint16 { return c.Peer.Port() }},
+	{set: AttrProtocolName, key: "network.protocol.name", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.Application) },
+		name: func(v uint16) string { return conns.Application(v).String() }},
+	{set: AttrRPCSystem, key: "rpc.system", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.API) },
+		name: func(v uint16) string { return conns.API(v).String() }},
+	{set: AttrTLSVersion, key: "tls.protocol.version", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.Encryption) },
+		name: func(v uint16) string { return conns.Encryption(v).TLSVersion() }},
+	{set: AttrIODirection, key: "network.io.direction", kind: kindStr, optional: true,
+		name: func(v uint16) string { return IODirection(v).String() }},
+	{set: AttrErrorType, key: "error.type", kind: kindStr, optional: true,
+		read: func(c *conns.Conn) uint16 { return c.TCP.FailureReason },
+		name: ErrnoName},
+}
+
+// numAddrs is the number of kindAddr attributes (Attrs.addrs).
+const numAddrs = 2
+
+// Lookups derived from the table once.
+var (
+	attrIndex  = map[string]int{} // key -> index in attributes
+	bitToEntry [numAttrs]*attribute
+	addrSlot   [numAttrs]int8 // bit -> index in Attrs.addrs, or -1
+)
+
+func init() {
+	for i := range attributes {
+		at := &attributes[i]
+		b := bits.TrailingZeros16(uint16(at.set))
+		if bits.OnesCount16(uint16(at.set)) != 1 || bitToEntry[b] != nil {
+			panic(fmt.Sprintf("attribute %s: bad or repeated AttrSet bit", at.key))
+		}
+		at.bit = uint8(b)
+		bitToEntry[b] = at
+		attrIndex[at.key] = i
+		addrSlot[b] = -1
+		if at.kind == kindAddr {
+			addrSlot[b] = int8(at.slot)
+		}
+	}
+}
+
+func b2u(b bool) uint16 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ParseAttrSet returns the set holding the named attributes. It fails on a
@@ -53,13 +147,48 @@ var attrNames = map[string]AttrSet{
 func ParseAttrSet[S ~string](names []S) (AttrSet, error) {
 	var set AttrSet
 	for _, n := range names {
-		a, ok := attrNames[string(n)]
+		i, ok := attrIndex[string(n)]
 		if !ok {
 			return 0, fmt.Errorf("unknown attribute %q", n)
 		}
-		set |= a
+		set |= attributes[i].set
 	}
 	return set, nil
+}
+
+// PerConnection is the set of the attributes every metric may keep; the
+// others only the metrics that declare them.
+func PerConnection() AttrSet {
+	var set AttrSet
+	for i := range attributes {
+		if attributes[i].perConnection {
+			set |= attributes[i].set
+		}
+	}
+	return set
+}
+
+// DefaultKey is the set of attributes the histograms keep by default.
+func DefaultKey() AttrSet {
+	var set AttrSet
+	for i := range attributes {
+		if attributes[i].inDefaultKey {
+			set |= attributes[i].set
+		}
+	}
+	return set
+}
+
+// Keys returns the keys of the attributes in set, sorted.
+func Keys(set AttrSet) []string {
+	var out []string
+	for i := range attributes {
+		if set&attributes[i].set != 0 {
+			out = append(out, attributes[i].key)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // IODirection is the value of network.io.direction.
@@ -81,37 +210,6 @@ func (d IODirection) String() string {
 	}
 	return ""
 }
-
-// Attrs are the data point attributes of one series. Attributes the metric
-// does not keep are zero. The struct is comparable and is the map key of a
-// series within its resource.
-type Attrs struct {
-	LocalAddr   netip.Addr
-	PeerAddr    netip.Addr
-	Stack       conns.ProtocolStack
-	LocalPort   uint16
-	PeerPort    uint16
-	ServerPort  uint16
-	Errno       uint16 // error.type, see ErrorType
-	Transport   conns.Transport
-	Direction   conns.Direction
-	IODirection IODirection
-	IPv6        bool // network.type
-	// Overflow marks the overflow series: all other fields are zero.
-	Overflow bool
-}
-
-// NetworkType returns the value of network.type.
-func (a Attrs) NetworkType() string {
-	if a.IPv6 {
-		return "ipv6"
-	}
-	return "ipv4"
-}
-
-// ErrorType returns the value of error.type: the symbolic name of the errno
-// the connection failed with (Linux numbering, the tracer's source).
-func (a Attrs) ErrorType() string { return ErrnoName(a.Errno) }
 
 // ErrnoName names the Linux errno values a TCP connection ends with.
 func ErrnoName(errno uint16) string {
@@ -140,21 +238,100 @@ func ErrnoName(errno uint16) string {
 	return "errno_" + strconv.Itoa(int(errno))
 }
 
-// attrsOf returns every attribute of c; project drops what a metric does not keep.
+// Attrs are the data point attributes of one series, stored by attribute:
+// attributes the metric does not keep are zero. The struct is comparable and
+// is the map key of a series within its resource.
+type Attrs struct {
+	addrs [numAddrs]netip.Addr
+	vals  [numAttrs]uint16 // by AttrSet bit; zero for addresses
+	// Overflow marks the overflow series: all other fields are zero.
+	Overflow bool
+}
+
+// attrsOf returns every attribute of c that c itself says; project drops what
+// a metric does not keep.
 func attrsOf(c *conns.Conn) Attrs {
-	local, peer := c.Local.Addr().Unmap(), c.Peer.Addr().Unmap()
-	return Attrs{
-		LocalAddr:  local,
-		PeerAddr:   peer,
-		Stack:      c.Stack,
-		LocalPort:  c.Local.Port(),
-		PeerPort:   c.Peer.Port(),
-		ServerPort: serverPort(c),
-		Transport:  c.Transport,
-		Direction:  c.Direction,
-		// An IPv4-mapped address is IPv4 on the wire.
-		IPv6: local.Is6() || peer.Is6(),
+	var a Attrs
+	for i := range attributes {
+		at := &attributes[i]
+		switch {
+		case at.addr != nil:
+			a.addrs[at.slot] = at.addr(c)
+		case at.read != nil:
+			a.vals[at.bit] = at.read(c)
+		}
 	}
+	return a
+}
+
+// with returns a with the single attribute at set to v.
+func (a Attrs) with(at AttrSet, v uint16) Attrs {
+	a.vals[bits.TrailingZeros16(uint16(at))] = v
+	return a
+}
+
+// project keeps the attributes in set and zeroes the others.
+func (a Attrs) project(set AttrSet) Attrs {
+	var p Attrs
+	for s := uint16(set); s != 0; s &= s - 1 {
+		b := bits.TrailingZeros16(s)
+		p.vals[b] = a.vals[b]
+		if slot := addrSlot[b]; slot >= 0 {
+			p.addrs[slot] = a.addrs[slot]
+		}
+	}
+	return p
+}
+
+// Str returns the value of the string or address attribute at as written
+// ("" for an unknown address or an unset optional attribute).
+func (a Attrs) Str(at AttrSet) string {
+	e := bitToEntry[bits.TrailingZeros16(uint16(at))]
+	if e.kind == kindAddr {
+		return addrString(a.addrs[e.slot])
+	}
+	return e.name(a.vals[e.bit])
+}
+
+// Int returns the value of the integer attribute at.
+func (a Attrs) Int(at AttrSet) int64 { return int64(a.vals[bits.TrailingZeros16(uint16(at))]) }
+
+// Value is one attribute as written on a data point: Str, or Int when IsInt.
+type Value struct {
+	Key   string
+	Str   string
+	Int   int64
+	IsInt bool
+}
+
+// Values calls fn for each attribute of set that a has, in table order;
+// optional attributes are left out while unknown.
+func (a Attrs) Values(set AttrSet, fn func(Value)) {
+	for i := range attributes {
+		at := &attributes[i]
+		if set&at.set == 0 {
+			continue
+		}
+		v := Value{Key: at.key}
+		if at.kind == kindInt {
+			v.Int, v.IsInt = int64(a.vals[at.bit]), true
+		} else if at.kind == kindAddr {
+			v.Str = addrString(a.addrs[at.slot])
+		} else {
+			v.Str = at.name(a.vals[at.bit])
+		}
+		if at.optional && v.Str == "" {
+			continue
+		}
+		fn(v)
+	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // serverPort is the port of the listening side: the local port of an
@@ -178,69 +355,21 @@ func serverPort(c *conns.Conn) uint16 {
 	return min(lp, pp)
 }
 
-// project keeps the attributes in set and zeroes the others.
-func (a Attrs) project(set AttrSet) Attrs {
-	var p Attrs
-	if set&AttrConnectionDirection != 0 {
-		p.Direction = a.Direction
-	}
-	if set&AttrErrorType != 0 {
-		p.Errno = a.Errno
-	}
-	if set&AttrIODirection != 0 {
-		p.IODirection = a.IODirection
-	}
-	if set&AttrLocalAddress != 0 {
-		p.LocalAddr = a.LocalAddr
-	}
-	if set&AttrLocalPort != 0 {
-		p.LocalPort = a.LocalPort
-	}
-	if set&AttrPeerAddress != 0 {
-		p.PeerAddr = a.PeerAddr
-	}
-	if set&AttrPeerPort != 0 {
-		p.PeerPort = a.PeerPort
-	}
-	if set&AttrProtocolName != 0 {
-		p.Stack.Application = a.Stack.Application
-	}
-	if set&AttrTransport != 0 {
-		p.Transport = a.Transport
-	}
-	if set&AttrNetworkType != 0 {
-		p.IPv6 = a.IPv6
-	}
-	if set&AttrRPCSystem != 0 {
-		p.Stack.API = a.Stack.API
-	}
-	if set&AttrServerPort != 0 {
-		p.ServerPort = a.ServerPort
-	}
-	if set&AttrTLSVersion != 0 {
-		p.Stack.Encryption = a.Stack.Encryption
-	}
-	return p
-}
-
-// compareAttrs orders series so output is deterministic.
+// compareAttrs orders series, in table order, so output is deterministic.
 func compareAttrs(a, b Attrs) int {
-	return cmp.Or(
-		cmp.Compare(a.Transport, b.Transport),
-		boolCmp(a.IPv6, b.IPv6),
-		cmp.Compare(a.Direction, b.Direction),
-		a.LocalAddr.Compare(b.LocalAddr),
-		a.PeerAddr.Compare(b.PeerAddr),
-		cmp.Compare(a.ServerPort, b.ServerPort),
-		cmp.Compare(a.LocalPort, b.LocalPort),
-		cmp.Compare(a.PeerPort, b.PeerPort),
-		cmp.Compare(a.Stack.Application, b.Stack.Application),
-		cmp.Compare(a.Stack.API, b.Stack.API),
-		cmp.Compare(a.Stack.Encryption, b.Stack.Encryption),
-		cmp.Compare(a.IODirection, b.IODirection),
-		cmp.Compare(a.Errno, b.Errno),
-		boolCmp(a.Overflow, b.Overflow),
-	)
+	for i := range attributes {
+		at := &attributes[i]
+		var c int
+		if at.kind == kindAddr {
+			c = a.addrs[at.slot].Compare(b.addrs[at.slot])
+		} else {
+			c = cmp.Compare(a.vals[at.bit], b.vals[at.bit])
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return boolCmp(a.Overflow, b.Overflow)
 }
 
 func boolCmp(a, b bool) int {
