@@ -5,6 +5,7 @@ package ebpfnetreceiver
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
@@ -12,89 +13,79 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 )
 
-// metricDef is one metric of the receiver: where its configuration is and, for
-// the sums, how the generated builder records a point of it. The sums are
-// declared in metadata.yaml; the histograms, which mdatagen cannot generate
-// at this Collector line, are declared here (histogramKeys, histogramInfo).
+// The generated builder's record methods, by the attributes they take.
+type (
+	// connRecorder: the attributes of a connection.
+	connRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection,
+		string, int64, string, int64, metadata.AttributeNetworkTransport, metadata.AttributeNetworkType, int64, ...metadata.MetricAttributeOption)
+	// ioRecorder: those of a connection and network.io.direction.
+	ioRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection, metadata.AttributeNetworkIoDirection,
+		string, int64, string, int64, metadata.AttributeNetworkTransport, metadata.AttributeNetworkType, int64, ...metadata.MetricAttributeOption)
+	// failureRecorder: those of a connection and error.type.
+	failureRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection, string,
+		string, int64, string, int64, metadata.AttributeNetworkTransport, metadata.AttributeNetworkType, int64, ...metadata.MetricAttributeOption)
+)
+
+// metricDef is one metric of the receiver. The sums are declared in
+// metadata.yaml and recorded through one of the generated builder's methods;
+// the histograms, which mdatagen cannot generate at this Collector line, are
+// declared here.
 type metricDef struct {
-	// sum returns the generated config's enabled flag and attributes.
-	sum func(*metadata.MetricsConfig) (bool, aggregate.AttrSet, error)
-	// record writes one point through the builder (sums only).
-	record func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs)
-	// histogram: its entry in Config (histograms only).
-	histogram func(*Config) *HistogramMetricConfig
+	name string // as metadata.yaml names it; the key under `metrics:`
+	// A sum has one recorder.
+	conn    connRecorder
+	io      ioRecorder
+	failure failureRecorder
+	// A histogram has its unit, description and entry in Config.
+	unit, description string
+	histogram         func(*Config) *HistogramMetricConfig
 }
 
-// sumConfig adapts one generated metric config.
-func sumConfig[K ~string](get func(*metadata.MetricsConfig) (bool, []K)) func(*metadata.MetricsConfig) (bool, aggregate.AttrSet, error) {
-	return func(mc *metadata.MetricsConfig) (bool, aggregate.AttrSet, error) {
-		enabled, names := get(mc)
-		set, err := aggregate.ParseAttrSet(names)
-		return enabled, set, err
+// metrics is every metric the aggregator computes, by aggregate.Metric.
+var metrics = [aggregate.NumMetrics]metricDef{
+	aggregate.ConnectionIO:      {name: "ebpfnet.connection.io", io: (*metadata.MetricsBuilder).RecordEbpfnetConnectionIoDataPoint},
+	aggregate.ConnectionPackets: {name: "ebpfnet.connection.packet.count", io: (*metadata.MetricsBuilder).RecordEbpfnetConnectionPacketCountDataPoint},
+	aggregate.ConnectionOpened:  {name: "ebpfnet.connection.opened", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionOpenedDataPoint},
+	aggregate.ConnectionClosed:  {name: "ebpfnet.connection.closed", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionClosedDataPoint},
+	aggregate.ConnectionCount:   {name: "ebpfnet.connection.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionCountDataPoint},
+	aggregate.TCPRetransmits:    {name: "ebpfnet.tcp.retransmit.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetTCPRetransmitCountDataPoint},
+	aggregate.TCPFailures:       {name: "ebpfnet.tcp.failure.count", failure: (*metadata.MetricsBuilder).RecordEbpfnetTCPFailureCountDataPoint},
+	aggregate.ConnectionDuration: {name: durationKey, unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration },
+		description: "Duration of closed connections, from when the tracer first saw them to their close."},
+	aggregate.TCPRTT: {name: rttKey, unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT },
+		description: "Smoothed round-trip time of TCP connections, sampled when the connection closes."},
+}
+
+// record writes one point of a sum through the builder.
+func (d *metricDef) record(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
+	switch {
+	case d.conn != nil:
+		d.conn(mb, ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+	case d.io != nil:
+		d.io(mb, ts, v, a.direction(), a.ioDirection(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
+	case d.failure != nil:
+		d.failure(mb, ts, v, a.direction(), a.errorType(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
 	}
 }
 
-// metrics is every metric the aggregator computes, by aggregate.Metric. The
-// positional attributes of each record call are the generated builder's API.
-var metrics = [aggregate.NumMetrics]metricDef{
-	aggregate.ConnectionIO: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionIoMetricAttributeKey) {
-			return mc.EbpfnetConnectionIo.Enabled, mc.EbpfnetConnectionIo.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetConnectionIoDataPoint(ts, v, a.direction(), a.ioDirection(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.ConnectionPackets: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionPacketCountMetricAttributeKey) {
-			return mc.EbpfnetConnectionPacketCount.Enabled, mc.EbpfnetConnectionPacketCount.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, v, a.direction(), a.ioDirection(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.ConnectionOpened: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionOpenedMetricAttributeKey) {
-			return mc.EbpfnetConnectionOpened.Enabled, mc.EbpfnetConnectionOpened.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.ConnectionClosed: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionClosedMetricAttributeKey) {
-			return mc.EbpfnetConnectionClosed.Enabled, mc.EbpfnetConnectionClosed.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetConnectionClosedDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.ConnectionCount: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetConnectionCountMetricAttributeKey) {
-			return mc.EbpfnetConnectionCount.Enabled, mc.EbpfnetConnectionCount.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetConnectionCountDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.TCPRetransmits: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetTCPRetransmitCountMetricAttributeKey) {
-			return mc.EbpfnetTCPRetransmitCount.Enabled, mc.EbpfnetTCPRetransmitCount.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, v, a.direction(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.TCPFailures: {
-		sum: sumConfig(func(mc *metadata.MetricsConfig) (bool, []metadata.EbpfnetTCPFailureCountMetricAttributeKey) {
-			return mc.EbpfnetTCPFailureCount.Enabled, mc.EbpfnetTCPFailureCount.EnabledAttributes
-		}),
-		record: func(mb *metadata.MetricsBuilder, ts pcommon.Timestamp, v int64, a *pointAttrs) {
-			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, v, a.direction(), a.errorType(), a.localAddr(), a.localPort(), a.peerAddr(), a.peerPort(), a.transport(), a.networkType(), a.serverPort(), a.opts...)
-		},
-	},
-	aggregate.ConnectionDuration: {histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration }},
-	aggregate.TCPRTT:             {histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT }},
+// sumConfig reads a sum's enabled flag and attributes from the generated
+// config: the field whose mapstructure key is the metric's name.
+func sumConfig(mc *metadata.MetricsConfig, name string) (aggregate.MetricConfig, error) {
+	v := reflect.ValueOf(mc).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("mapstructure") != name {
+			continue
+		}
+		f := v.Field(i)
+		attrs := f.FieldByName("EnabledAttributes")
+		names := make([]string, attrs.Len())
+		for j := range names {
+			names[j] = attrs.Index(j).String()
+		}
+		set, err := aggregate.ParseAttrSet(names)
+		return aggregate.MetricConfig{Enabled: f.FieldByName("Enabled").Bool(), Attrs: set}, err
+	}
+	return aggregate.MetricConfig{}, fmt.Errorf("metric %s is not in metadata.yaml", name)
 }
 
 // aggregateConfig derives what the aggregator computes from the receiver
@@ -111,15 +102,16 @@ func aggregateConfig(cfg *Config) (aggregate.Config, error) {
 		if def.histogram != nil {
 			h := def.histogram(cfg)
 			mc.Enabled = h.Enabled
-			if mc.Attrs, err = histogramAttrs(h.Attributes); err != nil {
-				err = fmt.Errorf("metrics::%s::attributes: %w", histogramInfo[aggregate.Metric(m)].name, err)
-			}
-		} else if mc.Enabled, mc.Attrs, err = def.sum(&cfg.Metrics); err != nil {
+			mc.Attrs, err = histogramAttrs(h.Attributes)
+		} else {
 			// The generated Validate rejects attributes a metric does not
-			// have: this is an attribute metadata.yaml has and the table not.
-			err = fmt.Errorf("metrics: %w", err)
+			// have: an error here is the attribute table lagging behind
+			// metadata.yaml (a test pins that they agree).
+			mc, err = sumConfig(&cfg.Metrics, def.name)
 		}
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metrics::%s::attributes: %w", def.name, err))
+		}
 		out.Metrics[m] = mc
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -20,13 +20,6 @@ import (
 // max_series, as the OpenTelemetry SDK does for its cardinality limit.
 const overflowAttribute = "otel.metric.overflow"
 
-// histogramInfo describes the histograms mdatagen cannot generate at the
-// Collector line we build on; README.md documents them next to documentation.md.
-var histogramInfo = map[aggregate.Metric]struct{ name, unit, description string }{
-	aggregate.ConnectionDuration: {durationKey, "s", "Duration of closed connections, from when the tracer first saw them to their close."},
-	aggregate.TCPRTT:             {rttKey, "s", "Smoothed round-trip time of TCP connections, one sample per connection per poll and at close."},
-}
-
 // output turns the aggregator's series into pmetric: the sums through the
 // generated metrics builder, the histograms with pmetric directly.
 type output struct {
@@ -107,21 +100,18 @@ func (o *output) resource(r aggregate.Resource) pcommon.Resource {
 
 // markOverflow leaves only otel.metric.overflow=true on the overflow
 // series, as the OpenTelemetry SDK does: the builder wrote the zero value of
-// every attribute the metric keeps.
+// every attribute the metric keeps. md is one Emit: one resource, one scope.
 func markOverflow(md pmetric.Metrics) {
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		sms := rms.At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				dps := ms.At(k).Sum().DataPoints()
-				for l := 0; l < dps.Len(); l++ {
-					attrs := dps.At(l).Attributes()
-					attrs.Clear()
-					attrs.PutBool(overflowAttribute, true)
-				}
-			}
+	if md.ResourceMetrics().Len() == 0 {
+		return
+	}
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for k := 0; k < ms.Len(); k++ {
+		dps := ms.At(k).Sum().DataPoints()
+		for l := 0; l < dps.Len(); l++ {
+			attrs := dps.At(l).Attributes()
+			attrs.Clear()
+			attrs.PutBool(overflowAttribute, true)
 		}
 	}
 }
@@ -198,7 +188,7 @@ func appendHistogram(ms pmetric.MetricSlice, m aggregate.Metric, set aggregate.A
 	if len(points) == 0 {
 		return
 	}
-	info := histogramInfo[m]
+	info := &metrics[m]
 	metric := ms.AppendEmpty()
 	metric.SetName(info.name)
 	metric.SetUnit(info.unit)

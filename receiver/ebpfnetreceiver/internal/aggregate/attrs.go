@@ -158,21 +158,15 @@ func ParseAttrSet[S ~string](names []S) (AttrSet, error) {
 
 // PerConnection is the set of the attributes every metric may keep; the
 // others only the metrics that declare them.
-func PerConnection() AttrSet {
-	var set AttrSet
-	for i := range attributes {
-		if attributes[i].perConnection {
-			set |= attributes[i].set
-		}
-	}
-	return set
-}
+func PerConnection() AttrSet { return setOf(func(at *attribute) bool { return at.perConnection }) }
 
 // DefaultKey is the set of attributes the histograms keep by default.
-func DefaultKey() AttrSet {
+func DefaultKey() AttrSet { return setOf(func(at *attribute) bool { return at.inDefaultKey }) }
+
+func setOf(keep func(*attribute) bool) AttrSet {
 	var set AttrSet
 	for i := range attributes {
-		if attributes[i].inDefaultKey {
+		if keep(&attributes[i]) {
 			set |= attributes[i].set
 		}
 	}

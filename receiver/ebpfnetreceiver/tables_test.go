@@ -4,6 +4,7 @@ package ebpfnetreceiver
 
 import (
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 )
 
 // TestAttributeTableMatchesMetadata: the aggregator's attribute table and
@@ -75,6 +77,31 @@ func TestDomainIsStandardLibraryOnly(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		if !strings.HasPrefix(p, project) {
 			t.Errorf("domain package depends on %s", p)
+		}
+	}
+}
+
+// TestMetricTableMatchesMetadata: every metric of metadata.yaml has its row
+// in metrics, and every sum row names a metric of metadata.yaml.
+func TestMetricTableMatchesMetadata(t *testing.T) {
+	generated := map[string]bool{}
+	mc := reflect.TypeFor[metadata.MetricsConfig]()
+	for i := range mc.NumField() {
+		generated[mc.Field(i).Tag.Get("mapstructure")] = true
+	}
+	rows := map[string]bool{}
+	for _, d := range metrics {
+		rows[d.name] = true
+		if d.histogram == nil && !generated[d.name] {
+			t.Errorf("sum %s is not in metadata.yaml", d.name)
+		}
+		if d.histogram != nil && generated[d.name] {
+			t.Errorf("histogram %s is also a generated metric", d.name)
+		}
+	}
+	for name := range generated {
+		if !rows[name] {
+			t.Errorf("metadata.yaml metric %s has no row in metrics", name)
 		}
 	}
 }
