@@ -48,29 +48,18 @@ func loadManifests(t *testing.T) manifests {
 		if err := yaml.Unmarshal(doc, &tm); err != nil {
 			t.Fatalf("document %d: %v", i, err)
 		}
-		var dst any
-		switch tm.APIVersion + "/" + tm.Kind {
-		case "v1/Namespace":
-			m.namespaces = append(m.namespaces, corev1.Namespace{})
-			dst = &m.namespaces[len(m.namespaces)-1]
-		case "v1/ServiceAccount":
-			m.serviceAccounts = append(m.serviceAccounts, corev1.ServiceAccount{})
-			dst = &m.serviceAccounts[len(m.serviceAccounts)-1]
-		case "v1/ConfigMap":
-			m.configMaps = append(m.configMaps, corev1.ConfigMap{})
-			dst = &m.configMaps[len(m.configMaps)-1]
-		case "rbac.authorization.k8s.io/v1/ClusterRole":
-			m.clusterRoles = append(m.clusterRoles, rbacv1.ClusterRole{})
-			dst = &m.clusterRoles[len(m.clusterRoles)-1]
-		case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
-			m.bindings = append(m.bindings, rbacv1.ClusterRoleBinding{})
-			dst = &m.bindings[len(m.bindings)-1]
-		case "apps/v1/DaemonSet":
-			m.daemonSets = append(m.daemonSets, appsv1.DaemonSet{})
-			dst = &m.daemonSets[len(m.daemonSets)-1]
-		default:
+		newDst, ok := map[string]func() any{
+			"v1/Namespace":      func() any { return appendNew(&m.namespaces) },
+			"v1/ServiceAccount": func() any { return appendNew(&m.serviceAccounts) },
+			"v1/ConfigMap":      func() any { return appendNew(&m.configMaps) },
+			"rbac.authorization.k8s.io/v1/ClusterRole":        func() any { return appendNew(&m.clusterRoles) },
+			"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return appendNew(&m.bindings) },
+			"apps/v1/DaemonSet":                               func() any { return appendNew(&m.daemonSets) },
+		}[tm.APIVersion+"/"+tm.Kind]
+		if !ok {
 			t.Fatalf("document %d: unexpected kind %s/%s", i, tm.APIVersion, tm.Kind)
 		}
+		dst := newDst()
 		if err := yaml.UnmarshalStrict(doc, dst); err != nil {
 			t.Fatalf("document %d (%s): %v", i, tm.Kind, err)
 		}
@@ -345,4 +334,10 @@ func TestSystemdUnit(t *testing.T) {
 	if exec := one("ExecStart"); !strings.Contains(exec, "--config") {
 		t.Errorf("ExecStart %q passes no --config", exec)
 	}
+}
+
+// appendNew appends a zero value to *s and returns a pointer to it.
+func appendNew[T any](s *[]T) *T {
+	*s = append(*s, *new(T))
+	return &(*s)[len(*s)-1]
 }

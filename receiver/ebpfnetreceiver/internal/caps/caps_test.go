@@ -9,17 +9,15 @@ import (
 )
 
 func TestMissingForBPF(t *testing.T) {
-	for _, c := range []struct {
-		eff  uint64
-		want []string
-	}{
-		{1<<BPF | 1<<Perfmon | 1<<NetAdmin, nil},
-		{1 << SysAdmin, nil},
-		{1 << NetAdmin, []string{"CAP_BPF", "CAP_PERFMON"}},
-		{0, []string{"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"}},
-	} {
-		if got := MissingForBPF(c.eff); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("MissingForBPF(%#x) = %v, want %v", c.eff, got, c.want)
+	missing := map[uint64][]string{ // effective set -> what is missing
+		1<<BPF | 1<<Perfmon | 1<<NetAdmin: nil,
+		1 << SysAdmin:                     nil,
+		1 << NetAdmin:                     {"CAP_BPF", "CAP_PERFMON"},
+		0:                                 {"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"},
+	}
+	for eff, want := range missing {
+		if got := MissingForBPF(eff); !reflect.DeepEqual(got, want) {
+			t.Errorf("MissingForBPF(%#x) = %v, want %v", eff, got, want)
 		}
 	}
 }

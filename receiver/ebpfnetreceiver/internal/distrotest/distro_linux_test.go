@@ -44,27 +44,7 @@ func TestExportsExactBytes(t *testing.T) {
 	bin, client := binaries(t)
 	sink := newOTLPSink(t)
 	promPort := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
-receivers:
-  ebpfnet:
-    collection_interval: 1s
-exporters:
-  otlp_http:
-    endpoint: %s
-  prometheus:
-    endpoint: 127.0.0.1:%d
-    resource_constant_labels:
-      included: ["*"]
-    translation_strategy: UnderscoreEscapingWithSuffixes
-service:
-  pipelines:
-    metrics:
-      receivers: [ebpfnet]
-      exporters: [otlp_http, prometheus]
-  telemetry:
-    metrics:
-      level: none
-`, sink.srv.URL, promPort))
+	cfg := writeConfig(t, pollEverySecond(promPort, sink.srv.URL))
 
 	col := startCollector(t, bin, cfg)
 	waitStarted(t, col)
@@ -272,25 +252,7 @@ func TestRunsWithSystemdCapabilities(t *testing.T) {
 
 	bin, client := binaries(t)
 	promPort := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
-receivers:
-  ebpfnet:
-    collection_interval: 1s
-exporters:
-  prometheus:
-    endpoint: 127.0.0.1:%d
-    resource_constant_labels:
-      included: ["*"]
-    translation_strategy: UnderscoreEscapingWithSuffixes
-service:
-  pipelines:
-    metrics:
-      receivers: [ebpfnet]
-      exporters: [prometheus]
-  telemetry:
-    metrics:
-      level: none
-`, promPort))
+	cfg := writeConfig(t, pollEverySecond(promPort, ""))
 	col := startCollector(t, bin, cfg, prefix...)
 	waitStarted(t, col)
 
@@ -396,6 +358,35 @@ service:
 
 // waitStarted waits until the collector logs that it is ready, failing fast
 // with its output if it exits first.
+// pollEverySecond is a configuration with the receiver polled every second,
+// a Prometheus exporter on promPort and, when otlpURL is set, an OTLP/HTTP
+// exporter to it.
+func pollEverySecond(promPort int, otlpURL string) string {
+	exporters, otlp := "[prometheus]", ""
+	if otlpURL != "" {
+		exporters, otlp = "[otlp_http, prometheus]", fmt.Sprintf("  otlp_http:\n    endpoint: %s\n", otlpURL)
+	}
+	return fmt.Sprintf(`
+receivers:
+  ebpfnet:
+    collection_interval: 1s
+exporters:
+%s  prometheus:
+    endpoint: 127.0.0.1:%d
+    resource_constant_labels:
+      included: ["*"]
+    translation_strategy: UnderscoreEscapingWithSuffixes
+service:
+  pipelines:
+    metrics:
+      receivers: [ebpfnet]
+      exporters: %s
+  telemetry:
+    metrics:
+      level: none
+`, otlp, promPort, exporters)
+}
+
 func waitStarted(t *testing.T, c *collector) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
