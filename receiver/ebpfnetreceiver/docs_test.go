@@ -69,7 +69,9 @@ import (
 // (max_series, attributes:), or a "::" path of such words
 // (aggregation::max_series), must be a key of the Config at some depth (a
 // word) or a path from its root (a "::" path). Not keys, and skipped: tokens
-// of rule N, and the enum values of metadata.yaml's attributes.
+// of rule N, and the enum values of metadata.yaml's attributes. So in these
+// two files, the receiver's configuration reference, a backticked snake_case
+// word means a key; other identifiers (kernel fields) go without backticks.
 func TestDocs(t *testing.T) {
 	root := "../.."
 	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
