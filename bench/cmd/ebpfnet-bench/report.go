@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -113,7 +114,12 @@ func (r *report) hookCosts() []hookCost {
 	return out
 }
 
-func (r *report) markdown() string {
+func (r *report) markdown() (string, error) {
+	vs := r.verdicts()
+	notes, err := renderNotes(r.notes, vs)
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	dirty := ""
@@ -139,9 +145,9 @@ func (r *report) markdown() string {
 	w("| date | %s |", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	w("| Go | %s |", runtime.Version())
 	w("| bpftrace | %s |", r.bpftraceVersion)
-	w("| wall time of the run | %s |", r.elapsed.Round(time.Second))
+	w("| wall time of the driver (make bench runs the Go benchmarks before it) | %s |", r.elapsed.Round(time.Second))
 	w("")
-	r.targets(w)
+	r.targets(w, vs)
 	if len(r.rr) > 0 {
 		r.overheadSection(w)
 	}
@@ -166,11 +172,11 @@ func (r *report) markdown() string {
 		w("```")
 		w("")
 	}
-	if r.notes != "" {
-		w("%s", strings.TrimSpace(r.notes))
+	if notes != "" {
+		w("%s", strings.TrimSpace(notes))
 		w("")
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 func uname() string {
@@ -183,37 +189,134 @@ func uname() string {
 	return strings.TrimSpace(u.String())
 }
 
-func (r *report) targets(w func(string, ...any)) {
-	w("## Targets")
-	w("")
-	w("| target | measured | status |")
-	w("|---|---|---|")
+// verdict is the outcome of one target, derived once from the run's figures (verdicts). The
+// Targets table prints it, and the closing notes can only quote it ({{verdict "key"}}), so no two
+// places of a report can judge a target differently.
+type verdict struct {
+	key      string // the notes' name for it
+	target   string
+	measured string
+	outcome  string // "met", or what was missed or not shown; see status
+}
+
+// verdictKeys are the keys verdicts can return, in the Targets table's order.
+var verdictKeys = []string{
+	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-bpftrace", "churn", "scale-cpu", "scale-rss",
+}
+
+// pairDiff is arm a's ratio to untraced minus arm b's, round by round: the arms of one round ran
+// back to back, so this cancels what the machine did between rounds.
+func pairDiff(m map[string]dist, a, b string) dist {
+	ra, rb := ratios(m, a), ratios(m, b)
+	var d dist
+	for i := range min(len(ra), len(rb)) {
+		d = append(d, ra[i]-rb[i])
+	}
+	return d
+}
+
+// verdicts judges every target this run measured. Clearly ahead of bpftrace means ahead in every
+// round, pair by pair (pairDiff's minimum above 0); behind in every round is behind; anything
+// between is level: the rounds disagree, and this run cannot rank the two.
+func (r *report) verdicts() []verdict {
+	var out []verdict
 	for _, hc := range r.hookCosts() {
 		if hc.hook != "sock_send_length" && hc.hook != "sock_recv_length" {
 			continue
 		}
 		x := hc.tracerNS / hc.floorNS
-		w("| %s program cost within 2x the empty program | %.0f ns vs %.0f ns: %.2fx | %s |", hc.hook, hc.tracerNS, hc.floorNS, x, status(x <= 2, fmt.Sprintf("missed by %.2fx", x/2)))
+		out = append(out, verdict{"cost-" + hc.hook, hc.hook + " program cost within 2x the empty program",
+			fmt.Sprintf("%.0f ns vs %.0f ns: %.2fx", hc.tracerNS, hc.floorNS, x),
+			status(x <= 2, fmt.Sprintf("missed by %.2fx", x/2))})
 	}
 	if len(r.rr) > 0 {
 		tr, fl, bt := ratios(r.rr, armTracer).median(), ratios(r.rr, armFloor).median(), ratios(r.rr, armBpftrace).median()
-		w("| request/response with the tracer within 0.02 of the empty-program floor | tracer %.3f, floor %.3f of untraced: gap %.3f | %s |", tr, fl, fl-tr, status(fl-tr <= 0.02, fmt.Sprintf("missed by %.3f", fl-tr-0.02)))
-		w("| request/response clearly ahead of bpftrace | tracer %.3f, bpftrace %.3f | %s |", tr, bt, status(tr > bt && ratios(r.rr, armTracer).min() > ratios(r.rr, armBpftrace).median(), "not clearly ahead"))
+		out = append(out, verdict{"rr-floor", "request/response with the tracer within 0.02 of the empty-program floor",
+			fmt.Sprintf("tracer %.3f, floor %.3f of untraced: gap %.3f", tr, fl, fl-tr),
+			status(fl-tr <= 0.02, fmt.Sprintf("missed by %.3f", fl-tr-0.02))})
+		d := pairDiff(r.rr, armTracer, armBpftrace)
+		outcome := "met"
+		switch {
+		case len(d) == 0:
+			outcome = status(false, "not measured: no round has both arms")
+		case d.max() < 0:
+			outcome = status(false, fmt.Sprintf("missed: behind bpftrace in every round (%d)", len(d)))
+		case d.min() <= 0:
+			outcome = status(false, fmt.Sprintf("missed: level, ahead in %d of %d rounds", countAbove(d, 0), len(d)))
+		}
+		out = append(out, verdict{"rr-bpftrace", "request/response clearly ahead of bpftrace (ahead in every round)",
+			fmt.Sprintf("tracer %.3f, bpftrace %.3f of untraced; tracer minus bpftrace round by round %s", tr, bt, d.format(f3)),
+			outcome})
 	}
-	if best, ok := r.bestExactChurn(); ok || len(r.churnSteps) > 0 {
+	if len(r.churnSteps) > 0 {
+		best, _ := r.bestExactChurn()
 		miss := fmt.Sprintf("missed: %.0f/s", best)
 		if last := r.churnSteps[len(r.churnSteps)-1]; last.achieved < 0.9*last.target && best >= last.achieved {
 			miss = fmt.Sprintf("not demonstrated: the load generator reached %.0f/s, every rate exact", last.achieved)
 		}
-		w("| 20,000 new connections/s with zero lost | highest exact rate measured: %.0f/s | %s |", best, status(best >= 19000, miss))
+		out = append(out, verdict{"churn", "20,000 new connections/s with zero lost",
+			fmt.Sprintf("highest exact rate measured: %.0f/s", best), status(best >= 19000, miss)})
 	}
 	for _, row := range r.scaleRows {
-		if row.kind == "synthetic" && row.n == 100_000 {
-			w("| 100k tracked connections polled in < 50 ms CPU | %s ms | %s |", row.cpuMS.format(f1), status(row.cpuMS.median() < 50, fmt.Sprintf("missed by %.0f ms", row.cpuMS.median()-50)))
-			w("| receiver RSS < 150 MB at 100k | %.0f MB (peak %.0f MB) | %s |", row.rssMB, row.hwmMB, status(row.hwmMB < 150, fmt.Sprintf("missed by %.0f MB", row.hwmMB-150)))
+		if row.kind == "synthetic" && row.n == 100_000 && row.failure != "" {
+			out = append(out, verdict{"scale-cpu", "100k tracked connections polled in < 50 ms CPU", "–", status(false, "not measured: "+row.failure)},
+				verdict{"scale-rss", "receiver RSS < 150 MB at 100k", "–", status(false, "not measured: "+row.failure)})
+		}
+		if row.kind == "synthetic" && row.n == 100_000 && row.failure == "" {
+			out = append(out, verdict{"scale-cpu", "100k tracked connections polled in < 50 ms CPU", row.cpuMS.format(f1) + " ms",
+				status(row.cpuMS.median() < 50, fmt.Sprintf("missed by %.0f ms", row.cpuMS.median()-50))})
+			out = append(out, verdict{"scale-rss", "receiver RSS < 150 MB at 100k", fmt.Sprintf("%.0f MB (peak %.0f MB)", row.rssMB, row.hwmMB),
+				status(row.hwmMB < 150, fmt.Sprintf("missed by %.0f MB", row.hwmMB-150))})
 		}
 	}
+	return out
+}
+
+func countAbove(d dist, v float64) int {
+	n := 0
+	for _, x := range d {
+		if x > v {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *report) targets(w func(string, ...any), vs []verdict) {
+	w("## Targets")
 	w("")
+	w("| target | measured | status |")
+	w("|---|---|---|")
+	for _, v := range vs {
+		w("| %s | %s | %s |", v.target, v.measured, v.outcome)
+	}
+	w("")
+}
+
+// renderNotes fills the closing notes' {{verdict "key"}} with this run's outcomes; a target this
+// run did not measure reads "not measured in this run". An unknown key is an error.
+func renderNotes(notes string, vs []verdict) (string, error) {
+	byKey := map[string]string{}
+	for _, v := range vs {
+		byKey[v.key] = v.outcome
+	}
+	tmpl, err := template.New("notes").Funcs(template.FuncMap{"verdict": func(key string) (string, error) {
+		if !slices.Contains(verdictKeys, key) {
+			return "", fmt.Errorf("unknown verdict %q (known: %s)", key, strings.Join(verdictKeys, ", "))
+		}
+		if o, ok := byKey[key]; ok {
+			return o, nil
+		}
+		return "not measured in this run", nil
+	}}).Option("missingkey=error").Parse(notes)
+	if err != nil {
+		return "", fmt.Errorf("closing notes: %w", err)
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, nil); err != nil {
+		return "", fmt.Errorf("closing notes: %w", err)
+	}
+	return b.String(), nil
 }
 
 func status(ok bool, miss string) string {
@@ -257,16 +360,7 @@ func (r *report) overheadSection(w func(string, ...any)) {
 		w("| %s | %s | %s | %s | %s |", arm, r.rr[arm].format(f0), rrR, dist(scale(r.bulk[arm], 1e-9)).format(func(v float64) string { return fmt.Sprintf("%.2f", v) }), bulkR)
 	}
 	w("")
-	var diff dist
-	tr, fl := ratios(r.rr, armTracer), ratios(r.rr, armFloor)
-	for i := range min(len(tr), len(fl)) {
-		diff = append(diff, tr[i]-fl[i])
-	}
-	var vsBt dist
-	bt := ratios(r.rr, armBpftrace)
-	for i := range min(len(tr), len(bt)) {
-		vsBt = append(vsBt, tr[i]-bt[i])
-	}
+	diff, vsBt := pairDiff(r.rr, armTracer, armFloor), pairDiff(r.rr, armTracer, armBpftrace)
 	w("Pair by pair within each round (request/response ratio): tracer minus floor %s; tracer minus", diff.format(f3))
 	w("bpftrace %s.", vsBt.format(f3))
 	w("")

@@ -21,7 +21,8 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/bench/internal/kern"
 )
 
-// plan sizes a run: the full run (make bench, < 10 min) or a smoke run (-quick, ~2 min).
+// plan sizes a run: the full run (make bench) or a smoke run (-quick); the Makefile's comment on
+// the bench target says how long each takes.
 type plan struct {
 	quick       bool
 	rounds      int           // interleaved rounds of the overhead arms
@@ -48,7 +49,7 @@ func quickPlan() plan {
 
 func runSuite(args []string) error {
 	fs := flag.NewFlagSet("ebpfnet-bench", flag.ExitOnError)
-	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (~2 minutes); also BENCH_QUICK=1")
+	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run (fewer rounds and steps); also BENCH_QUICK=1")
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write")
 	gobench := fs.String("gobench", "", "output of `go test -bench` to include")
 	script := fs.String("bpftrace", "bench/bpftrace/bytes.bt", "bpftrace script of the bpftrace arm")
@@ -71,6 +72,12 @@ func runSuite(args []string) error {
 	}
 	want := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
 	r := &report{plan: p, started: time.Now()}
+	if b, err := os.ReadFile(*notes); err == nil {
+		r.notes = string(b)
+	}
+	if _, err := renderNotes(r.notes, nil); err != nil { // before the run, not after it
+		return fmt.Errorf("%s: %w", *notes, err)
+	}
 	r.machine = machine()
 	r.bpftraceVersion = commandOut("bpftrace", "--version")
 	logf("machine: %s", r.machine)
@@ -101,11 +108,12 @@ func runSuite(args []string) error {
 		}
 		r.gobench = string(b)
 	}
-	if b, err := os.ReadFile(*notes); err == nil {
-		r.notes = string(b)
-	}
 	r.elapsed = time.Since(r.started)
-	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
+	md, err := r.markdown()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
 		return err
 	}
 	logf("wrote %s in %s", *out, r.elapsed.Round(time.Second))

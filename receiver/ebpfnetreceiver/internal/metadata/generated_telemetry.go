@@ -115,7 +115,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerHook, err = builder.meter.Int64ObservableGauge(
 		"otelcol_ebpfnet_tracer_hook",
-		metric.WithDescription("The kernel hook the tracer chose for each piece of data on this kernel (1 per data point; the mode attribute names the hook). [Alpha]"),
+		metric.WithDescription("The kernel hook the tracer chose for each piece of data on this kernel, one data point of value 1 per piece of data - ebpfnet.tracer.data names the data, ebpfnet.tracer.hook the kind of hook. [Alpha]"),
 		metric.WithUnit("{hook}"),
 	)
 	errs = errors.Join(errs, err)

@@ -72,7 +72,7 @@ func AssertEqualEbpfnetTracerConnectionTableFull(t *testing.T, tt *componenttest
 func AssertEqualEbpfnetTracerHook(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_hook",
-		Description: "The kernel hook the tracer chose for each piece of data on this kernel (1 per data point; the mode attribute names the hook). [Alpha]",
+		Description: "The kernel hook the tracer chose for each piece of data on this kernel, one data point of value 1 per piece of data - ebpfnet.tracer.data names the data, ebpfnet.tracer.hook the kind of hook. [Alpha]",
 		Unit:        "{hook}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
