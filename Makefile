@@ -93,7 +93,7 @@ KM_RUN ?=
 KM_KPROBE_KERNELS ?= 5.10
 # The newest kernel runs every test but TestChurn10k: under emulation it preempts our tracepoint
 # programs often enough that the kernel's recursion guard skips a few events per 10,000 connections
-# even with the backup programs (counted as KernelSkipped, not silent). README: Known limitations.
+# even with the backup programs (counted as KernelSkipped, not silent). README: "Known limitation, 7.3" under Supported kernels.
 KM_NEWEST ?= latest
 KM_NEWEST_SKIP ?= TestChurn10k
 

@@ -46,8 +46,9 @@ type Config struct {
 	// MaxTrackedConnections sizes the kernel connection table. Connections
 	// past it are not tracked; that is counted in the receiver's telemetry.
 	MaxTrackedConnections int64 `mapstructure:"max_tracked_connections"`
-	// ProtocolClassification turns on the classification of payload into
-	// application, RPC and encryption protocols.
+	// ProtocolClassification is reserved for classifying payload into
+	// application, RPC and encryption protocols, which is not implemented:
+	// nothing depends on it yet.
 	ProtocolClassification bool `mapstructure:"protocol_classification"`
 	// Hooks forces how the tracer reads payload, for debugging: auto (the
 	// default: the best hook the kernel has), tracepoint, fentry or kprobe.
@@ -110,7 +111,8 @@ func createDefaultConfig() *Config {
 		},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
-		// Off by default, as the other TCP statistics in metadata.yaml.
+		// Off by default: the tracer reads the RTT only when a connection
+		// closes, so long-lived connections would show up only at their end.
 		TCPRTT: HistogramMetricConfig{Enabled: false, Attributes: slices.Clone(keep)},
 	}
 }

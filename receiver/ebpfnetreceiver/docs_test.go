@@ -135,7 +135,12 @@ func TestDocs(t *testing.T) {
 // given. The one place this test names them; both are in seconds
 // (internal/aggregate).
 func receiverHistograms() (names []string, unit string, cfg reflect.Type) {
-	return []string{durationKey, rttKey}, "s", reflect.TypeFor[HistogramMetricConfig]()
+	for _, d := range metrics {
+		if d.histogram != nil {
+			names, unit = append(names, d.name), d.unit
+		}
+	}
+	return names, unit, reflect.TypeFor[HistogramMetricConfig]()
 }
 
 // mdDoc is a Markdown file split into what the rules look at.
