@@ -4,6 +4,7 @@ package main
 
 import (
 	"cmp"
+	_ "embed"
 	"fmt"
 	"os/exec"
 	"runtime"
@@ -366,6 +367,24 @@ func (r *report) overheadSection(w func(string, ...any)) {
 	w("")
 }
 
+//go:embed intros.tmpl
+var introsText string
+
+var intros = template.Must(template.New("intros").Parse(introsText))
+
+// intro writes the fixed part of a section from intros.tmpl: its title, prose
+// and table header.
+func (r *report) intro(w func(string, ...any), name string, data any) {
+	var b strings.Builder
+	if err := intros.ExecuteTemplate(&b, name, data); err != nil {
+		w("(%v)", err)
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		w("%s", line)
+	}
+}
+
 func scale(d dist, k float64) dist {
 	out := make(dist, len(d))
 	for i, v := range d {
@@ -375,21 +394,7 @@ func scale(d dist, k float64) dist {
 }
 
 func (r *report) costSection(w func(string, ...any)) {
-	w("## Per-program cost")
-	w("")
-	w("`run_time_ns / run_cnt` from the kernel's BPF statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`,")
-	w("enabled only during the %d measuring windows; each window is 1.5 s of request/response plus 2,000", r.plan.costWindows)
-	w("new connections). The empty programs, the tracer and the bpftrace script are attached together,")
-	w("so every figure of a window comes from the same events. The tracer's programs are found by their")
-	w("`enet_` prefix among the kernel's programs, bpftrace's from its process's file descriptors.")
-	w("The figure excludes the hook's own cost (trampoline or cgroup dispatch), which the throughput")
-	w("arms include.")
-	w("")
-	w("Per hook, per event (sum over an owner's programs on the hook of runtime / events, events = the")
-	w("empty program's runs):")
-	w("")
-	w("| hook | empty program (ns) | ebpfnet (ns) | ebpfnet / empty | bpftrace (ns) | ebpfnet programs | events | ebpfnet recursion misses |")
-	w("|---|---|---|---|---|---|---|---|")
+	r.intro(w, "cost", map[string]any{"Windows": r.plan.costWindows})
 	for _, hc := range r.hookCosts() {
 		btS := "–"
 		if hc.bpftraceNS > 0 {
@@ -415,18 +420,7 @@ func (r *report) costSection(w func(string, ...any)) {
 }
 
 func (r *report) churnSection(w func(string, ...any)) {
-	w("## Churn: new connections per second")
-	w("")
-	w("The receiver runs in its own process with a 1 s collection interval. For each target rate a load")
-	w("generator opens connections paced at that rate (64 client goroutines) for %s over 8 listeners (127.0.0.1-8, one port per", r.plan.churnDur)
-	w("step), sends 16 bytes, reads 16 back and closes (client first). Polling then continues until the step's")
-	w("`ebpfnet.connection.closed` for its `server.port` must equal twice the connections (client and")
-	w("server socket each close), with no drop counted in the receiver's own telemetry. The rate rises")
-	w("until the generator cannot reach it on this machine (achieved < 90%% of the target). CPU is the")
-	w("collector process's user+system time over the step, per 1,000 connections (2,000 sockets).")
-	w("")
-	w("| target /s | achieved /s | connections | failed | closed reported / expected | polls after the load until complete or stuck | drops | collector CPU per 1,000 connections |")
-	w("|---|---|---|---|---|---|---|---|")
+	r.intro(w, "churn", map[string]any{"Duration": r.plan.churnDur})
 	for _, s := range r.churnSteps {
 		w("| %.0f | %.0f | %d | %d | %d / %d | %d | %d | %.1f ms |", s.target, s.achieved, s.completed, s.failed, s.closedSeen, 2*s.completed, s.polls, s.drops, s.cpuPer1000)
 	}
