@@ -32,7 +32,8 @@ const (
 	roleBackup
 )
 
-// program is one BPF program of a candidate.
+// program is one BPF program of a candidate. What it is (how it attaches, its
+// role) is said here, never read from its name.
 type program struct {
 	spec *ebpf.ProgramSpec
 	// byArgs replaces spec for recvmsg functions, whose prototype has had 5

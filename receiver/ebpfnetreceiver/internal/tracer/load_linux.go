@@ -66,7 +66,7 @@ func (t *Tracer) createMaps(spec *ebpf.CollectionSpec) (byName map[string]*ebpf.
 	if err := coll.Assign(&t.objs); err != nil {
 		t.objs = netflowMaps{}
 		coll.Close()
-		return nil, fmt.Errorf("create maps: %w", err)
+		return nil, fmt.Errorf("netflow maps: %w", err)
 	}
 	t.maps = coll
 	return byName, nil

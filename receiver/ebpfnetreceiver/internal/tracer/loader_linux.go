@@ -89,7 +89,7 @@ func (l *loader) tryCandidate(c candidate) error {
 		prog, err := l.load(ps)
 		if err != nil {
 			undo()
-			return fmt.Errorf("load %s: %w", ps.Name, err)
+			return err // names the program
 		}
 		progs = append(progs, loadedProgram{prog, ps.Name, p.role})
 		lk, err := l.attach(p, ps, prog)
