@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package caps tells which Linux capabilities this process has, and which of
-// those BPF needs it lacks. Stdlib only: the tracer and the privileged-test
-// gate both use it.
+// those BPF needs it lacks, and where the kernel BTF the tracer also needs is.
+// Stdlib only: the tracer and the privileged-test gate both use it.
 package caps
 
 import (
@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 )
+
+// KernelBTF is where the kernel exposes its own BTF; CO-RE programs need it
+// (CONFIG_DEBUG_INFO_BTF=y).
+const KernelBTF = "/sys/kernel/btf/vmlinux"
 
 // Capability numbers from include/uapi/linux/capability.h.
 const (

@@ -27,7 +27,7 @@ import (
 )
 
 // BTFPath is where the kernel exposes its own BTF; CO-RE programs need it.
-const BTFPath = "/sys/kernel/btf/vmlinux"
+const BTFPath = caps.KernelBTF
 
 // InCI reports whether the tests run under CI, where privileged tests must
 // not be skipped.

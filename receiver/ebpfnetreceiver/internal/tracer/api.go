@@ -8,7 +8,13 @@ import (
 	"go.uber.org/zap"
 )
 
+// This file builds on every OS: the receiver's configuration uses its
+// defaults and names, and its errors, wherever it compiles.
+
 // DefaultMaxConnections is the default size of the kernel connection table.
+// It is CONN_MAP_ENTRIES of bpf/common/sizing.h, which a test pins: the
+// receiver's configuration needs the value on every OS, the BPF object only
+// loads on Linux.
 const DefaultMaxConnections = 65536
 
 // Config sets up a Tracer.
@@ -21,22 +27,44 @@ type Config struct {
 	// protocol stack of conns.Conn), which is not implemented yet: it has no
 	// effect, and the stack stays zero.
 	ClassifyProtocols bool
-	// Hooks forces how payload is traced, for debugging: "tracepoint",
-	// "fentry" or "kprobe". Empty (or "auto") tries them in that order and
-	// keeps the first that loads and attaches on the running kernel.
+	// Hooks forces how payload is traced, for debugging: ModeTracepoint,
+	// ModeFentry or ModeKprobe. Empty (or HooksAuto) tries them in that order
+	// and keeps the first that loads and attaches on the running kernel.
 	Hooks string
 	// Logger receives the one-time start-up report (hooks chosen per kernel).
 	Logger *zap.Logger
 }
 
+// Hook modes, from the most to the least preferred. A mode is chosen per data
+// point by trying it on the running kernel: feature probes mislead (on some
+// kernels kprobes "are available" but cannot attach, tracing programs "are
+// not supported" although tp_btf works).
+const (
+	ModeTracepoint = "tracepoint" // tp_btf, else raw_tp: stable, no trampoline, no kprobe
+	ModeFentry     = "fentry"     // fexit/fentry trampolines on kernel functions (5.5+)
+	ModeKprobe     = "kprobe"     // kprobe/kretprobe (CONFIG_KPROBES)
+	ModeCgroup     = "cgroup"     // cgroup hooks on the cgroup2 root; chosen, never forced
+)
+
+// HooksAuto lets the tracer pick the best hook per data point (Config.Hooks).
+const HooksAuto = "auto"
+
 // HookModes are the values Config.Hooks accepts.
-var HookModes = []string{"auto", "tracepoint", "fentry", "kprobe"}
+var HookModes = []string{HooksAuto, ModeTracepoint, ModeFentry, ModeKprobe}
+
+// Hook is the kernel hook the tracer chose for one piece of data.
+type Hook struct {
+	Data  string // tcp_state, tcp_destroy, payload, udp_peers, udp_end
+	Mode  string // ModeTracepoint, ModeFentry, ModeKprobe, ModeCgroup
+	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup
+	Gives string // what the data is, for people
+}
 
 // Errors New wraps, so callers can tell what is missing with errors.Is. The
 // message of the wrapping error says what to do about it.
 var (
 	// ErrUnsupportedOS: not Linux.
-	ErrUnsupportedOS = errors.New("ebpfnet tracer: eBPF connection tracing needs Linux")
+	ErrUnsupportedOS = errors.New("eBPF connection tracing needs Linux")
 	// ErrNoBTF: the kernel exposes no BTF, so CO-RE programs cannot be relocated.
 	ErrNoBTF = errors.New("kernel BTF not available")
 	// ErrMissingCapability: the process lacks a capability BPF needs.

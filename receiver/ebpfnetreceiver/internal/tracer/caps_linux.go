@@ -10,17 +10,15 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/caps"
 )
 
-const btfPath = "/sys/kernel/btf/vmlinux"
-
 // checkPrerequisites tells what is missing before anything is loaded, so the
 // error names the cause instead of a verifier or EPERM message.
 func checkPrerequisites() error {
-	if _, err := os.Stat(btfPath); err != nil {
-		return fmt.Errorf("ebpfnet tracer: %w: %s: %w (the kernel needs CONFIG_DEBUG_INFO_BTF=y, standard on Linux 5.10+ distribution kernels)", ErrNoBTF, btfPath, err)
+	if _, err := os.Stat(caps.KernelBTF); err != nil {
+		return fmt.Errorf("%w: %w (the kernel needs CONFIG_DEBUG_INFO_BTF=y, standard on Linux 5.10+ distribution kernels)", ErrNoBTF, err)
 	}
 	eff, err := caps.Effective()
 	if err != nil {
-		return fmt.Errorf("ebpfnet tracer: read capabilities: %w", err)
+		return fmt.Errorf("read capabilities: %w", err)
 	}
 	return missingCaps(eff)
 }
@@ -32,6 +30,6 @@ func missingCaps(eff uint64) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("ebpfnet tracer: %w %s: run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (setcap, or systemd AmbientCapabilities)",
+	return fmt.Errorf("%w %s: run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (setcap, or systemd AmbientCapabilities)",
 		ErrMissingCapability, strings.Join(missing, ", "))
 }

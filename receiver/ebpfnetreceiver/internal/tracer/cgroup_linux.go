@@ -22,7 +22,7 @@ func cgroup2Root() (string, error) {
 	if p := findCgroup2(f); p != "" {
 		return p, nil
 	}
-	return "", fmt.Errorf("ebpfnet tracer: %w: no cgroup2 file system is mounted (needed for the UDP peer and socket release hooks); mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`", ErrHookUnavailable)
+	return "", fmt.Errorf("%w: no cgroup2 file system is mounted (needed for the UDP peer and socket release hooks); mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`", ErrHookUnavailable)
 }
 
 // findCgroup2 returns the shortest cgroup2 mount point in a mounts table (the

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
@@ -17,6 +19,12 @@ import (
 type clock struct {
 	wall time.Time
 	mono uint64 // CLOCK_MONOTONIC at wall, ns
+}
+
+func now() clock {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return clock{wall: time.Now(), mono: uint64(ts.Nano())}
 }
 
 func (c clock) time(mono uint64) time.Time {

@@ -20,4 +20,5 @@ func (*Tracer) Poll(context.Context) (conns.Snapshot, error) {
 	return conns.Snapshot{}, ErrUnsupportedOS
 }
 func (*Tracer) Telemetry() conns.Telemetry { return conns.Telemetry{} }
+func (*Tracer) Hooks() []Hook              { return nil }
 func (*Tracer) Close() error               { return nil }

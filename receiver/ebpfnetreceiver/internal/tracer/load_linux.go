@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+)
+
+// loadSpec reads the embedded BPF object and sizes the connection table, and
+// the socket tables that hold one entry per connection, to size entries.
+// Every other size, the ring's among them, is the one bpf/common/sizing.h
+// compiled in.
+func loadSpec(size uint32) (*ebpf.CollectionSpec, *netflowSpecs, error) {
+	spec, err := loadNetflow()
+	if err != nil {
+		return nil, nil, err
+	}
+	var s netflowSpecs
+	if err := spec.Assign(&s); err != nil {
+		return nil, nil, fmt.Errorf("netflow object: %w", err)
+	}
+	for _, m := range []*ebpf.MapSpec{s.Conns, s.Socks, s.UdpCookies} {
+		m.MaxEntries = size
+	}
+	return spec, &s, nil
+}
+
+// setCookieHelper tells the programs whether they may ask the kernel for
+// socket cookies: it probes the helper by loading (never attaching) a tracing
+// program that calls it, which the kernel accepts from 5.12 on.
+func setCookieHelper(s *netflowSpecs, spec *ebpf.CollectionSpec, kernelBTF *btf.Spec) (bool, error) {
+	probe := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{s.EnetPrCookie.Name: s.EnetPrCookie}, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	coll, err := ebpf.NewCollectionWithOptions(probe, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelBTF}})
+	cookies := err == nil
+	if cookies {
+		coll.Close()
+	}
+	if err := s.CookieHelper.Set(boolByte(cookies)); err != nil {
+		return false, fmt.Errorf("set variable: %w", err)
+	}
+	return cookies, nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// createMaps creates every map of spec once, for the programs loaded one by
+// one to share. The named maps go to t.objs; t.maps keeps the sections of the
+// globals (.rodata, .bss); byName has them all, for MapReplacements.
+func (t *Tracer) createMaps(spec *ebpf.CollectionSpec) (byName map[string]*ebpf.Map, err error) {
+	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	coll, err := ebpf.NewCollection(mapsOnly)
+	if err != nil {
+		return nil, fmt.Errorf("create maps: %w", err)
+	}
+	byName = maps.Clone(coll.Maps)
+	// Assign moves the named maps out of coll: from here t.objs closes them.
+	if err := coll.Assign(&t.objs); err != nil {
+		t.objs = netflowMaps{}
+		coll.Close()
+		return nil, fmt.Errorf("netflow maps: %w", err)
+	}
+	t.maps = coll
+	return byName, nil
+}
+
+// closeMaps frees every map createMaps created.
+func (t *Tracer) closeMaps() error {
+	err := t.objs.Close()
+	if t.maps != nil {
+		t.maps.Close()
+	}
+	return err
+}
