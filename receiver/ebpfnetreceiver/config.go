@@ -104,7 +104,7 @@ func createDefaultConfig() *Config {
 		ControllerConfig:       cc,
 		MaxTrackedConnections:  tracer.DefaultMaxConnections,
 		ProtocolClassification: true,
-		Hooks:                  "auto",
+		Hooks:                  tracer.HooksAuto,
 		Aggregation: AggregationConfig{
 			MaxSeries:    defaultMaxSeries,
 			SeriesExpiry: defaultSeriesExpiry,

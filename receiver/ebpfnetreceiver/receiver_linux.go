@@ -29,6 +29,8 @@ func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 // tracerSource is the tracer, with its hook choice in the receiver's terms.
 type tracerSource struct{ *tracer.Tracer }
 
+var _ hookReporter = tracerSource{}
+
 func (t tracerSource) HookChoices() []hookChoice {
 	var out []hookChoice
 	for _, h := range t.Hooks() {

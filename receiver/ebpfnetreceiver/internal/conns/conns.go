@@ -207,17 +207,3 @@ type Source interface {
 	// Close detaches every program and frees every map. It is idempotent.
 	Close() error
 }
-
-// Hook is the kernel hook a tracer chose for one piece of data.
-type Hook struct {
-	Data  string // tcp_state, tcp_destroy, payload, udp_peers, udp_end
-	Mode  string // tracepoint, fentry, kprobe, cgroup
-	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup
-	Gives string // what the data is, for people
-}
-
-// HookReporter is implemented by sources that can say which kernel hooks they
-// use; the receiver exports it in its telemetry.
-type HookReporter interface {
-	Hooks() []Hook
-}
