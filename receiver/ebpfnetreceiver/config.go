@@ -46,6 +46,11 @@ type Config struct {
 	// MaxTrackedConnections sizes the kernel connection table. Connections
 	// past it are not tracked; that is counted in the receiver's telemetry.
 	MaxTrackedConnections int64 `mapstructure:"max_tracked_connections"`
+	// UDPIdleTimeout ends a UDP flow (a socket and one peer) after this long
+	// without a datagram: it is reported closed as of its last datagram and
+	// leaves the connection table, so a server that hears from many peers
+	// cannot fill it. A later datagram starts a new flow.
+	UDPIdleTimeout time.Duration `mapstructure:"udp_idle_timeout"`
 	// ProtocolClassification is reserved for classifying payload into
 	// application, RPC and encryption protocols, which is not implemented:
 	// nothing depends on it yet.
@@ -103,6 +108,7 @@ func createDefaultConfig() *Config {
 	return &Config{
 		ControllerConfig:       cc,
 		MaxTrackedConnections:  tracer.DefaultMaxConnections,
+		UDPIdleTimeout:         tracer.DefaultUDPIdleTimeout,
 		ProtocolClassification: true,
 		Hooks:                  tracer.HooksAuto,
 		Aggregation: AggregationConfig{
@@ -151,6 +157,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxTrackedConnections <= 0 || cfg.MaxTrackedConnections > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("max_tracked_connections %d: %w", cfg.MaxTrackedConnections, ErrInvalidMapSize))
+	}
+	if cfg.UDPIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("udp_idle_timeout %v: %w", cfg.UDPIdleTimeout, ErrInvalidInterval))
 	}
 	if !slices.Contains(tracer.HookModes, cfg.Hooks) && cfg.Hooks != "" {
 		errs = append(errs, fmt.Errorf("hooks %q: %w", cfg.Hooks, ErrInvalidHooks))

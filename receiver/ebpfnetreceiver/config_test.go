@@ -127,3 +127,15 @@ func TestScraperControllerKeys(t *testing.T) {
 		t.Errorf("negative timeout: %v", err)
 	}
 }
+
+// TestUDPIdleTimeout: the default is the tracer's, and a timeout that is not
+// positive is refused by name.
+func TestUDPIdleTimeout(t *testing.T) {
+	if d := createDefaultConfig().UDPIdleTimeout; d != time.Minute {
+		t.Errorf("default udp_idle_timeout %v, want 1m", d)
+	}
+	err := confmap.Validate(loadConfig(t, "zero_udp_idle"))
+	if !errors.Is(err, ErrInvalidInterval) || !strings.Contains(err.Error(), "udp_idle_timeout") {
+		t.Errorf("zero udp_idle_timeout: %v", err)
+	}
+}

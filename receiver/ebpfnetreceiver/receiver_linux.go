@@ -16,6 +16,7 @@ import (
 func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 	t, err := tracer.New(tracer.Config{
 		MaxConnections:    uint32(cfg.MaxTrackedConnections), // Validate bounds it to uint32
+		UDPIdleTimeout:    cfg.UDPIdleTimeout,
 		ClassifyProtocols: cfg.ProtocolClassification,
 		Hooks:             cfg.Hooks,
 		Logger:            logger,

@@ -119,7 +119,9 @@ type Conn struct {
 	TCP TCPStats
 }
 
-// ID is what stays the same for a connection across polls.
+// ID is what stays the same for a connection across polls. A UDP flow that
+// ended for idleness and is started again by a later datagram has the same ID:
+// it is a new connection once the old one was reported closed.
 type ID struct {
 	Key
 	Cookie uint64

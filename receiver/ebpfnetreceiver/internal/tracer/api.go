@@ -4,6 +4,7 @@ package tracer
 
 import (
 	"errors"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -17,12 +18,23 @@ import (
 // loads on Linux.
 const DefaultMaxConnections = 65536
 
+// DefaultUDPIdleTimeout is how long a UDP flow may go without a datagram
+// before it is reported closed: UDP has no close of its own but the socket's,
+// and a server that talks to many peers would otherwise keep one entry per
+// peer until it exits.
+const DefaultUDPIdleTimeout = time.Minute
+
 // Config sets up a Tracer.
 type Config struct {
 	// MaxConnections is the number of entries of the kernel connection table
 	// (0: DefaultMaxConnections). A full table is counted in
 	// conns.Telemetry.ConnMapFull, never silent.
 	MaxConnections uint32
+	// UDPIdleTimeout ends a UDP flow (a socket and one peer) after this long
+	// without a datagram (0: DefaultUDPIdleTimeout): the poll reports it
+	// closed, as of its last datagram, and frees its entry; a later datagram
+	// starts a new flow.
+	UDPIdleTimeout time.Duration
 	// ClassifyProtocols is reserved for payload classification (the
 	// protocol stack of conns.Conn), which is not implemented yet: it has no
 	// effect, and the stack stays zero.

@@ -60,9 +60,9 @@ func newTestNetns(t *testing.T) *testNetns {
 	return n
 }
 
-// listen creates a listener inside the namespace: the socket is made on an OS
-// thread that has joined it, and sockets keep their namespace for life.
-func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
+// in runs fn on an OS thread that has joined the namespace: sockets fn makes
+// are the namespace's for life.
+func (n *testNetns) in(t *testing.T, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -79,13 +79,21 @@ func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		t.Fatalf("setns: %v", err)
 	}
-	ln, lerr := net.Listen(network, addr)
+	fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 		// This thread is in the wrong namespace: do not let it run other goroutines.
 		panic(fmt.Sprintf("setns back: %v", err))
 	}
-	if lerr != nil {
-		t.Fatal(lerr)
+}
+
+// listen creates a listener inside the namespace.
+func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	n.in(t, func() { ln, err = net.Listen(network, addr) })
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ln
 }

@@ -35,7 +35,11 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	if err := t.collectReleasedFallback(released); err != nil {
 		return conns.Snapshot{}, err
 	}
-	if err := walkTable(t.table, released, clk, &snap); err != nil {
+	var idleBefore uint64 // UDP flows whose last datagram is older end
+	if clk.mono > uint64(t.udpIdle) {
+		idleBefore = clk.mono - uint64(t.udpIdle)
+	}
+	if err := walkTable(t.table, released, idleBefore, clk, &snap); err != nil {
 		return conns.Snapshot{}, err
 	}
 	t.activeBuf = snap.Active
@@ -107,27 +111,42 @@ func splitRecords(recs []netflowConnRecord, clk clock, snap *conns.Snapshot) map
 }
 
 // walkTable sorts the table's entries into snap: entries of released UDP
-// sockets and entries the BPF side could not push to a full ring
+// sockets, UDP flows whose last datagram is older than idleBefore
+// (CLOCK_MONOTONIC ns) and entries the BPF side could not push to a full ring
 // (CONN_CLOSED) are taken out of the table and reported closed; the rest are
 // active. The ring must be drained before: a connection that closes after the
 // drain is either gone from the table already or read here while still open,
 // and its final record comes with the next poll, so no connection is in
-// Active and Closed at once.
-func walkTable(tbl connTable, released map[uint64]struct{}, clk clock, snap *conns.Snapshot) error {
+// Active and Closed at once. A flow ended for idleness that a datagram starts
+// again during the walk is a new entry under the same key, which the walk does
+// not visit twice: it is reported from the next poll on.
+func walkTable(tbl connTable, released map[uint64]struct{}, idleBefore uint64, clk clock, snap *conns.Snapshot) error {
 	return tbl.walk(func(k *netflowConnTuple, v *netflowConnValue) error {
+		udp := k.Metadata&uint32(netflowConnMetadataCONN_UDP) != 0
 		_, gone := released[v.Stats.SockId]
-		gone = gone && k.Metadata&uint32(netflowConnMetadataCONN_UDP) != 0
-		if !gone && v.Stats.Flags&uint8(netflowConnFlagsCONN_CLOSED) == 0 {
+		gone = gone && udp
+		idle := udp && !gone && v.Stats.Timestamp < idleBefore
+		if !gone && !idle && v.Stats.Flags&uint8(netflowConnFlagsCONN_CLOSED) == 0 {
 			snap.Active = append(snap.Active, connFromBPF(k, v, clk))
 			return nil
 		}
+		// The window this leaves for an idle flow: a datagram whose program
+		// looked the entry up just before take removes it adds to the removed
+		// value, and those bytes are lost. It needs a datagram within
+		// microseconds of the end of a whole idle timeout.
 		var final netflowConnValue
 		if err := tbl.take(k, &final); errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil // the BPF side replaced it (tuple reuse) and reported the old one itself
 		} else if err != nil {
 			return fmt.Errorf("collect closed connection: %w", err)
 		}
-		if gone && final.Stats.Duration == 0 {
+		switch {
+		case idle:
+			// The flow ended with its last datagram (if one came between the
+			// walk's read and take, the entry is gone all the same: what it
+			// carried is reported, the next datagram starts a new flow).
+			final.Stats.Duration = final.Stats.Timestamp - final.Stats.Start
+		case gone && final.Stats.Duration == 0:
 			final.Stats.Duration = clk.mono - final.Stats.Start
 		}
 		snap.Closed = append(snap.Closed, connFromBPF(k, &final, clk))

@@ -87,7 +87,7 @@ func TestPollBatching(t *testing.T) {
 
 	var snap conns.Snapshot
 	released := splitRecords(recs, clk, &snap)
-	if err := walkTable(tbl, released, clk, &snap); err != nil {
+	if err := walkTable(tbl, released, 0, clk, &snap); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,9 +136,42 @@ func TestPollTakeErrors(t *testing.T) {
 	} {
 		tbl := &fakeTable{entries: map[netflowConnTuple]netflowConnValue{k: value(1, 1, 1, netflowConnFlagsCONN_CLOSED)}, takeErr: c.err}
 		var snap conns.Snapshot
-		err := walkTable(tbl, nil, clock{}, &snap)
+		err := walkTable(tbl, nil, 0, clock{}, &snap)
 		if (err != nil) != c.wantErr || len(snap.Closed)+len(snap.Active) != 0 {
 			t.Errorf("take error %v: walk error %v, snapshot %+v", c.err, err, snap)
 		}
+	}
+}
+
+// TestPollEndsIdleUDPFlows: a UDP flow whose last datagram is older than the
+// idle threshold is reported closed, as of that datagram, and leaves the
+// table; a flow active since, and TCP connections however idle, stay.
+func TestPollEndsIdleUDPFlows(t *testing.T) {
+	clk := clock{wall: time.Unix(100, 0), mono: 50_000}
+	idleFlow := tuple("10.0.0.1:53", "10.0.0.3:40000", true)
+	busyFlow := tuple("10.0.0.1:53", "10.0.0.4:40000", true)
+	idleTCP := tuple("10.0.0.1:40001", "10.0.0.2:80", false)
+	busy := value(0xa, 1, 20, 0)
+	busy.Stats.Timestamp = 30_000
+	tbl := &fakeTable{entries: map[netflowConnTuple]netflowConnValue{
+		idleFlow: value(0xa, 1, 10, 0), // last datagram at 2_000
+		busyFlow: busy,
+		idleTCP:  value(0xb, 2, 30, 0),
+	}}
+	var snap conns.Snapshot
+	if err := walkTable(tbl, nil, 25_000, clk, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Closed) != 1 || snap.Closed[0].SentBytes != 10 {
+		t.Fatalf("closed %+v, want the idle UDP flow only", snap.Closed)
+	}
+	if d := snap.Closed[0].Duration; d != 1_000 {
+		t.Errorf("idle flow duration %v, want its start to its last datagram (1000ns)", d)
+	}
+	if len(snap.Active) != 2 || len(tbl.entries) != 2 {
+		t.Errorf("active %d, table %d: want the busy flow and the TCP connection in both", len(snap.Active), len(tbl.entries))
+	}
+	if _, ok := tbl.entries[idleFlow]; ok {
+		t.Error("idle flow left in the table")
 	}
 }

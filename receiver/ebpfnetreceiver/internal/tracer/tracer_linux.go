@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -36,11 +37,12 @@ type Tracer struct {
 	pending   []netflowConnRecord // closed records read from the ring, not yet polled
 	lost      uint64              // records that could not be decoded
 
-	pollMu         sync.Mutex   // one poll at a time
-	activeBuf      []conns.Conn // Snapshot.Active of the last poll, reused by the next
-	table          *kernelTable // the connection table and its walk buffers
-	restarts       uint64       // socket-table walks that stopped early (see collectReleasedFallback)
-	ringFailedSeen uint64       // TELEMETRY_RING_RESERVE_FAILED at the last poll
+	pollMu         sync.Mutex    // one poll at a time
+	activeBuf      []conns.Conn  // Snapshot.Active of the last poll, reused by the next
+	table          *kernelTable  // the connection table and its walk buffers
+	udpIdle        time.Duration // UDP flows idle this long are ended (Config.UDPIdleTimeout)
+	restarts       uint64        // socket-table walks that stopped early (see collectReleasedFallback)
+	ringFailedSeen uint64        // TELEMETRY_RING_RESERVE_FAILED at the last poll
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,7 +96,11 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 
-	t := &Tracer{log: log, cookies: cookies, flushed: make(chan struct{}, 1), done: make(chan struct{})}
+	idle := cfg.UDPIdleTimeout
+	if idle <= 0 {
+		idle = DefaultUDPIdleTimeout
+	}
+	t := &Tracer{log: log, cookies: cookies, udpIdle: idle, flushed: make(chan struct{}, 1), done: make(chan struct{})}
 	byName, err := t.createMaps(spec)
 	if err != nil {
 		return nil, err
