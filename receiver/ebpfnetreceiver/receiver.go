@@ -193,6 +193,7 @@ func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetr
 	add(tb.EbpfnetTracerMissedPeer, tel.MissedPeer, last.MissedPeer)
 	add(tb.EbpfnetTracerIterationRestarts, tel.IterationRestarts, last.IterationRestarts)
 	add(tb.EbpfnetTracerRecordsLost, tel.LostRecords, last.LostRecords)
+	add(tb.EbpfnetTracerTupleReused, tel.TupleReused, last.TupleReused)
 	add(tb.EbpfnetTracerKernelSkipped, tel.KernelSkipped, last.KernelSkipped)
 	add(tb.EbpfnetTracerRescued, tel.Rescued, last.Rescued)
 	add(tb.EbpfnetAggregationOverflow, stats.Overflowed, 0)

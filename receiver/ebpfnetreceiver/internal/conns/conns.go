@@ -168,6 +168,10 @@ type Telemetry struct {
 	IterationRestarts uint64
 	// LostRecords: ring-buffer records user space could not decode.
 	LostRecords uint64
+	// TupleReused: a new UDP socket reused the tuple of an ended one whose
+	// entry was still in the table; the old entry was reported closed at once
+	// (a loss only when that report was lost, counted in ClosedLost).
+	TupleReused uint64
 	// KernelSkipped: events the kernel did not run the tracer's programs for
 	// (its per-program recursion guard, hit when a program is interrupted or
 	// preempted) and no backup program covered: an estimate of lost events.
@@ -187,6 +191,7 @@ func (t Telemetry) Add(o Telemetry) Telemetry {
 		MissedPeer:        t.MissedPeer + o.MissedPeer,
 		IterationRestarts: t.IterationRestarts + o.IterationRestarts,
 		LostRecords:       t.LostRecords + o.LostRecords,
+		TupleReused:       t.TupleReused + o.TupleReused,
 		KernelSkipped:     t.KernelSkipped + o.KernelSkipped,
 		Rescued:           t.Rescued + o.Rescued,
 	}

@@ -39,6 +39,7 @@ type TelemetryBuilder struct {
 	EbpfnetTracerRescued             metric.Int64Counter
 	EbpfnetTracerRingReserveFailed   metric.Int64Counter
 	EbpfnetTracerSocketTableFull     metric.Int64Counter
+	EbpfnetTracerTupleReused         metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -159,6 +160,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_tracer_socket_table_full",
 		metric.WithDescription("Sockets not tracked because the kernel socket table was full. Their traffic is missing. [Alpha]"),
 		metric.WithUnit("{socket}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerTupleReused, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_tuple_reused",
+		metric.WithDescription("A new UDP socket reused the tuple of an ended one whose entry was still in the table; the old entry was reported closed at once (a loss only if that report was lost, counted in ebpfnet_tracer_closed_lost). [Alpha]"),
+		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

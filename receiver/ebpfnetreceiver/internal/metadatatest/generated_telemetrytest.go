@@ -194,3 +194,19 @@ func AssertEqualEbpfnetTracerSocketTableFull(t *testing.T, tt *componenttest.Tel
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
+
+func AssertEqualEbpfnetTracerTupleReused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_tuple_reused",
+		Description: "A new UDP socket reused the tuple of an ended one whose entry was still in the table; the old entry was reported closed at once (a loss only if that report was lost, counted in ebpfnet_tracer_closed_lost). [Alpha]",
+		Unit:        "{connection}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_tuple_reused")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}

@@ -34,6 +34,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetTracerRescued.Add(context.Background(), 1)
 	tb.EbpfnetTracerRingReserveFailed.Add(context.Background(), 1)
 	tb.EbpfnetTracerSocketTableFull.Add(context.Background(), 1)
+	tb.EbpfnetTracerTupleReused.Add(context.Background(), 1)
 	AssertEqualEbpfnetAggregationOverflow(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -65,6 +66,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerSocketTableFull(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerTupleReused(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

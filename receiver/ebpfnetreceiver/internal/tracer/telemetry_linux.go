@@ -30,6 +30,7 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		MissedPeer:        k[netflowTelemetryCounterTELEMETRY_MISSED_PEER],
 		IterationRestarts: restarts,
 		LostRecords:       lost,
+		TupleReused:       k[netflowTelemetryCounterTELEMETRY_TUPLE_REUSED],
 		Rescued:           k[netflowTelemetryCounterTELEMETRY_RESCUED],
 		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
