@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+)
+
+// What the BPF side counts when a table is full (bpf/common/conn.h,
+// bpf/tcp/state.h, bpf/tcp/io.h, bpf/udp/io.h), which this test holds it to:
+//
+//   - The socket table (socks) gets an entry for a TCP socket at SYN_SENT
+//     (connect) or, for an accepted one, at SYN_RECV and again at ESTABLISHED
+//     if it has none yet; where the kernel reports the child's SYN_RECV, a
+//     dropped accepted socket counts two SockMapFull at its handshake, else
+//     one. A socket without an entry is adopted at each send or receive that
+//     moves data, and each such try on a full table counts one more
+//     SockMapFull ("per attempt"). A socket that never got an entry is never
+//     reported.
+//   - The connection table (conns) gets an entry for a connecting socket at
+//     ESTABLISHED and for an accepted one at its first I/O with data; a failed
+//     insert counts one ConnMapFull and is not retried ("per connection"). The
+//     socket is still reported when it closes, with no traffic: its traffic
+//     was not counted, as ConnMapFull says.
+//   - A UDP socket takes one socket entry and one connection entry per peer.
+//
+// The counters are global, so the test counts them around each of its own
+// steps, one step at a time, and checks each step's increase against what the
+// step's sockets should have cost. Another process's socket doing I/O on the
+// host during a step would show up as an unexplained drop and fail the test.
+
+// drops is what the two full-table counters moved by.
+type drops struct{ connMapFull, sockMapFull uint64 }
+
+func (d drops) String() string {
+	return fmt.Sprintf("ConnMapFull+%d SockMapFull+%d", d.connMapFull, d.sockMapFull)
+}
+
+// dropMeter reads the drop counters and returns their increase since the
+// previous read.
+type dropMeter struct {
+	tr   *Tracer
+	last drops
+}
+
+func newDropMeter(tr *Tracer) *dropMeter {
+	m := &dropMeter{tr: tr}
+	m.step()
+	return m
+}
+
+func (m *dropMeter) step() drops {
+	tel := m.tr.Telemetry()
+	now := drops{tel.ConnMapFull, tel.SockMapFull}
+	d := drops{now.connMapFull - m.last.connMapFull, now.sockMapFull - m.last.sockMapFull}
+	m.last = now
+	return d
+}
+
+// fate is what became of one socket in the tracer's tables.
+type fate int
+
+const (
+	tracked     fate = iota // in both tables: reported with its exact bytes
+	connDropped             // in socks, not in conns: reported with no traffic, one ConnMapFull
+	sockDropped             // not in socks: never reported, SockMapFull per attempt
+)
+
+func (f fate) String() string {
+	return [...]string{"tracked", "dropped from conns", "dropped from socks"}[f]
+}
+
+// tinyConn is one TCP connection of the test and what each of its steps
+// cost in drops.
+type tinyConn struct {
+	req            int // bytes the client sends; the server reads them all
+	cli, srv       net.Conn
+	client, server netip.AddrPort // local address of each end
+	handshake      drops          // connect, accept, both ends ESTABLISHED
+	write, read    drops          // the client's one write; the server's reads
+	reads          int            // the server's reads that returned data
+	cliFate        fate
+	srvFate        fate
+}
+
+// TestTinyMapCountsDrops: with tables of 16 entries, 12 UDP flows and 200 TCP
+// connections open at once, every socket the test made is accounted for:
+// reported with its exact bytes, or reported without traffic and counted once
+// in ConnMapFull, or never reported and counted in SockMapFull once per
+// attempt; the counters move by exactly that and by nothing else.
+func TestTinyMapCountsDrops(t *testing.T) {
+	const size, udpFlows, open = 16, 12, 200
+	tr := startTracer(t, Config{MaxConnections: size})
+	col := newCollector(t, tr)
+	tel0 := tr.Telemetry()
+	meter := newDropMeter(tr)
+
+	// UDP first: one socket, one datagram to each of 12 peers, takes one
+	// socket entry and 12 connection entries, so the TCP connections below
+	// find the connection table full while the socket table still has room.
+	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	udpLocal := netip.MustParseAddrPort(udp.LocalAddr().String())
+	udpSent := map[netip.AddrPort]int{} // peer -> bytes of its one datagram
+	for i := 0; i < udpFlows; i++ {
+		// Nobody listens there: the datagram still leaves the socket.
+		peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}), udpLocal.Port())
+		n := 100 + i
+		if _, err := udp.WriteToUDPAddrPort(make([]byte, n), peer); err != nil {
+			t.Fatal(err)
+		}
+		udpSent[peer] = n
+		if d := meter.step(); d != (drops{}) {
+			t.Errorf("UDP datagram %d of %d with room in both tables: %v, want none", i+1, udpFlows, d)
+		}
+	}
+
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	cs := make([]*tinyConn, open)
+	defer func() { // for a test that stops early; closing twice is harmless
+		for _, c := range cs {
+			if c != nil && c.cli != nil {
+				c.cli.Close()
+			}
+			if c != nil && c.srv != nil {
+				c.srv.Close()
+			}
+		}
+	}()
+	for i := range cs {
+		c := &tinyConn{req: 10 + i}
+		if i%5 == 2 {
+			c.req = 0 // connections that move nothing are accounted too
+		}
+		cs[i] = c
+		if c.cli, err = net.Dial("tcp4", server.String()); err != nil {
+			t.Fatal(err)
+		}
+		if c.srv, err = ln.Accept(); err != nil {
+			t.Fatal(err)
+		}
+		// Dial returns once the client is ESTABLISHED; the accepted end's
+		// state changes run in softirq and may trail Accept. The kernel
+		// calls the tracepoint before it stores the new state.
+		waitTCPState(t, c.srv, unix.BPF_TCP_ESTABLISHED, 5*time.Second)
+		c.handshake = meter.step()
+		c.client = netip.MustParseAddrPort(c.cli.LocalAddr().String())
+		c.server = netip.MustParseAddrPort(c.srv.LocalAddr().String())
+		if c.req == 0 {
+			continue
+		}
+		if _, err := c.cli.Write(make([]byte, c.req)); err != nil {
+			t.Fatal(err)
+		}
+		c.write = meter.step()
+		// One Read is one read(2) that returned data, the unit SockMapFull
+		// counts per attempt in.
+		buf := make([]byte, c.req)
+		for got := 0; got < c.req; c.reads++ {
+			n, err := c.srv.Read(buf[got:])
+			if err != nil {
+				t.Fatalf("server read %d of %d bytes: %v", got, c.req, err)
+			}
+			got += n
+		}
+		c.read = meter.step()
+	}
+
+	// With everything open, the connection table holds exactly what was
+	// tracked, each with its bytes so far, and nothing of anyone else.
+	col.poll()
+	type end struct{ local, peer netip.AddrPort }
+	ends := map[end]*tinyConn{}
+	for _, c := range cs {
+		ends[end{c.client, c.server}], ends[end{c.server, c.client}] = c, c
+	}
+	active := map[end]bool{}
+	activeUDP := 0
+	for _, a := range col.active {
+		if a.Transport == conns.TransportUDP && a.Local == udpLocal {
+			if n, ok := udpSent[a.Peer]; !ok || a.SentBytes != uint64(n) || a.SentPackets != 1 {
+				t.Errorf("active UDP flow %v->%v: sent %d bytes in %d datagrams, want %d in 1", a.Local, a.Peer, a.SentBytes, a.SentPackets, n)
+			}
+			activeUDP++
+			continue
+		}
+		e := end{a.Local, a.Peer}
+		c, ok := ends[e]
+		if !ok || a.Transport != conns.TransportTCP {
+			t.Errorf("a connection of someone else took a table entry during the test: %+v", a)
+			continue
+		}
+		active[e] = true
+		wantSent, wantRecv := uint64(c.req), uint64(0)
+		if e.local == c.server {
+			wantSent, wantRecv = 0, uint64(c.req)
+		}
+		if a.SentBytes != wantSent || a.RecvBytes != wantRecv {
+			t.Errorf("active %v->%v: sent %d received %d, want %d and %d", a.Local, a.Peer, a.SentBytes, a.RecvBytes, wantSent, wantRecv)
+		}
+	}
+	if activeUDP != udpFlows {
+		t.Errorf("%d of the %d UDP flows in the connection table", activeUDP, udpFlows)
+	}
+	if n := activeUDP + len(active); n != size {
+		t.Errorf("connection table holds %d of the test's connections, want it full (%d)", n, size)
+	}
+
+	// Each end's fate, from the table and the counters. An end in the
+	// connection table was tracked. Otherwise an end that counted a
+	// ConnMapFull has a socket entry: the client at its handshake, the server
+	// at its first read. Otherwise it has none.
+	for _, c := range cs {
+		switch {
+		case active[end{c.client, c.server}]:
+			c.cliFate = tracked
+		case c.handshake.connMapFull == 1:
+			c.cliFate = connDropped
+		default:
+			c.cliFate = sockDropped
+		}
+		// The server asks for a socket entry at its handshake only.
+		srvHasSock := c.handshake.sockMapFull == b2u(c.cliFate == sockDropped)
+		switch {
+		case active[end{c.server, c.client}]:
+			c.srvFate = tracked
+		case c.read.connMapFull == 1:
+			c.srvFate = connDropped
+		case c.req == 0 && srvHasSock:
+			// It moved no data, so it never asked for a connection entry: it
+			// is reported from its socket entry, with its zero bytes.
+			c.srvFate = tracked
+		default:
+			c.srvFate = sockDropped
+		}
+	}
+
+	// What each step should have cost. synRecvTries is the handshake cost of
+	// a dropped accepted socket: 1, or 2 where the kernel reports its SYN_RECV
+	// (seen on 6.13 and later); the same for every one of them.
+	synRecvTries := uint64(0)
+	var want drops
+	for i, c := range cs {
+		hs := drops{connMapFull: b2u(c.cliFate == connDropped), sockMapFull: b2u(c.cliFate == sockDropped)}
+		if c.srvFate == sockDropped {
+			tries := c.handshake.sockMapFull - hs.sockMapFull
+			if synRecvTries == 0 && (tries == 1 || tries == 2) {
+				synRecvTries = tries
+			}
+			hs.sockMapFull += synRecvTries
+		}
+		var wr, rd drops
+		if c.req > 0 {
+			wr.sockMapFull = b2u(c.cliFate == sockDropped)
+			rd.connMapFull = b2u(c.srvFate == connDropped)
+			if c.srvFate == sockDropped {
+				rd.sockMapFull = uint64(c.reads)
+			}
+		}
+		for _, s := range []struct {
+			name      string
+			got, want drops
+		}{{"handshake", c.handshake, hs}, {"client write", c.write, wr}, {"server reads", c.read, rd}} {
+			if s.got != s.want {
+				t.Errorf("connection %d (%d bytes; client %s, server %s): %s counted %v, want %v",
+					i, c.req, c.cliFate, c.srvFate, s.name, s.got, s.want)
+			}
+		}
+		want.connMapFull += hs.connMapFull + wr.connMapFull + rd.connMapFull
+		want.sockMapFull += hs.sockMapFull + wr.sockMapFull + rd.sockMapFull
+	}
+
+	// Close everything, wait until the kernel has destroyed every socket of
+	// the test (only TIME-WAIT left on the port), and collect the reports.
+	for _, c := range cs {
+		c.cli.Close()
+		c.srv.Close()
+	}
+	ln.Close()
+	udp.Close()
+	waitOnlyTimeWait(t, server.Port(), 10*time.Second)
+	col.poll()
+
+	// Every end is reported exactly when its fate says so, with its exact
+	// bytes when tracked and with none when its connection entry was dropped.
+	var counts [3]int
+	for _, c := range cs {
+		for _, e := range []struct {
+			local, peer netip.AddrPort
+			f           fate
+			dir         conns.Direction
+			sent, recv  int
+		}{{c.client, server, c.cliFate, conns.DirectionOutgoing, c.req, 0}, {c.server, c.client, c.srvFate, conns.DirectionIncoming, 0, c.req}} {
+			counts[e.f]++
+			var got []conns.Conn
+			for _, cl := range col.closed {
+				if cl.Transport == conns.TransportTCP && cl.Local == e.local && cl.Peer == e.peer {
+					got = append(got, cl)
+				}
+			}
+			if e.f == sockDropped {
+				if len(got) != 0 {
+					t.Errorf("%v->%v (%s) reported: %+v", e.local, e.peer, e.f, got)
+				}
+				continue
+			}
+			if len(got) != 1 {
+				t.Errorf("%v->%v (%s) reported %d times, want once", e.local, e.peer, e.f, len(got))
+				continue
+			}
+			g := got[0]
+			wantSent, wantRecv := uint64(e.sent), uint64(e.recv)
+			if e.f == connDropped {
+				wantSent, wantRecv = 0, 0
+			}
+			if g.SentBytes != wantSent || g.RecvBytes != wantRecv || g.Direction != e.dir || g.PID != pid() {
+				t.Errorf("%v->%v (%s): sent %d received %d direction %v pid %d, want %d, %d, %v, %d",
+					e.local, e.peer, e.f, g.SentBytes, g.RecvBytes, g.Direction, g.PID, wantSent, wantRecv, e.dir, pid())
+			}
+		}
+	}
+	udpReported := 0
+	for _, cl := range col.closed {
+		if cl.Transport != conns.TransportUDP || cl.Local != udpLocal {
+			continue
+		}
+		udpReported++
+		if n, ok := udpSent[cl.Peer]; !ok || cl.SentBytes != uint64(n) || cl.SentPackets != 1 || cl.RecvBytes != 0 {
+			t.Errorf("UDP flow %v->%v: sent %d bytes in %d datagrams, received %d; want %d in 1, none", cl.Local, cl.Peer, cl.SentBytes, cl.SentPackets, cl.RecvBytes, n)
+		}
+	}
+	if udpReported != udpFlows {
+		t.Errorf("%d UDP flows reported closed, want %d", udpReported, udpFlows)
+	}
+
+	// The socket table was full of the test's sockets: the UDP socket and
+	// every TCP end that got an entry.
+	if inSocks := 1 + counts[tracked] + counts[connDropped]; inSocks != size {
+		t.Errorf("%d of the test's sockets had a socket entry, want the table full (%d)", inSocks, size)
+	}
+	if counts[sockDropped] == 0 || counts[connDropped] == 0 {
+		t.Errorf("the test did not fill both tables: fates %v", counts)
+	}
+	// Nothing but the test's own steps moved the counters, and nothing else
+	// was lost on the way.
+	tel := tr.Telemetry()
+	if got := (drops{tel.ConnMapFull - tel0.ConnMapFull, tel.SockMapFull - tel0.SockMapFull}); got != want {
+		t.Errorf("over the whole test the counters moved %v, the test's steps explain %v", got, want)
+	}
+	if tel.RingReserveFailed+tel.ClosedLost+tel.LostRecords+tel.KernelSkipped != 0 {
+		t.Errorf("records lost or events skipped, accounting incomplete: %+v", tel)
+	}
+	made := 2*open + udpFlows
+	t.Logf("%d sockets and flows made = %d reported with their bytes + %d reported without traffic (ConnMapFull %d) + %d not reported (SockMapFull %d over their attempts; %d per dropped accepted socket's handshake)",
+		made, counts[tracked]+udpReported, counts[connDropped], want.connMapFull, counts[sockDropped], want.sockMapFull, synRecvTries)
+	if counts[tracked]+udpReported+counts[connDropped]+counts[sockDropped] != made {
+		t.Errorf("accounted for %v of %d", counts, made)
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// waitTCPState polls a TCP socket's state (TCP_INFO) until it is want, or
+// fails after timeout.
+func waitTCPState(t *testing.T, c net.Conn, want uint8, timeout time.Duration) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var info *unix.TCPInfo
+		var ierr error
+		if err := rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+			t.Fatal(err)
+		}
+		if ierr != nil {
+			t.Fatalf("TCP_INFO: %v", ierr)
+		}
+		if info.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v: TCP state %d after %v, want %d", c.LocalAddr(), info.State, timeout, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitOnlyTimeWait polls ss until every TCP socket with port at either end is
+// in TIME-WAIT: every full socket has been destroyed (a socket in TIME-WAIT is
+// a small stand-in, the full one is gone). Fails after timeout.
+func waitOnlyTimeWait(t *testing.T, port uint16, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := exec.Command("ss", "-tanH", "exclude", "time-wait", fmt.Sprintf("( sport = :%d or dport = :%d )", port, port)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss: %v: %s", err, out)
+		}
+		left := strings.TrimSpace(string(out))
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sockets on port %d still not destroyed after %v:\n%s", port, timeout, left)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
