@@ -75,7 +75,7 @@ func (m *dropMeter) step() drops {
 type fate int
 
 const (
-	tracked     fate = iota // in both tables: reported with its exact bytes
+	tracked     fate = iota // reported with its exact bytes: in both tables, or in socks only if it never moved data
 	connDropped             // in socks, not in conns: reported with no traffic, one ConnMapFull
 	sockDropped             // not in socks: never reported, SockMapFull per attempt
 )
