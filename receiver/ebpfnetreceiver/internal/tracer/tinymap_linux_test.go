@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
 )
 
 // What the BPF side counts when a table is full (bpf/common/conn.h,
@@ -102,13 +105,52 @@ type tinyConn struct {
 // reported with its exact bytes, or reported without traffic and counted once
 // in ConnMapFull, or never reported and counted in SockMapFull once per
 // attempt; the counters move by exactly that and by nothing else.
+//
+// The drop counters are global, and a full table counts every process's
+// sockets, so an attempt that other sockets of this network namespace
+// disturbed (the kernel's own TCP and UDP counters moved by more than the
+// test's sockets explain) is run again on a fresh tracer, up to 3 times; its
+// findings are logged, not failed. Then the test skips off CI and fails under
+// CI, where nothing else may run.
 func TestTinyMapCountsDrops(t *testing.T) {
+	const attempts = 3
+	for i := 1; ; i++ {
+		var f findings
+		foreign := tinyMapAttempt(t, &f)
+		if foreign == "" {
+			for _, m := range f.msgs {
+				t.Error(m)
+			}
+			return
+		}
+		t.Logf("attempt %d disturbed by sockets not the test's (%s); its %d findings set aside, the first: %q",
+			i, foreign, len(f.msgs), f.msgs[:min(3, len(f.msgs))])
+		if i == attempts {
+			privtest.SkipOrFail(t, fmt.Errorf("other sockets of this network namespace disturbed all %d attempts (last: %s): the global counters cannot be accounted for", attempts, foreign))
+			return
+		}
+	}
+}
+
+// findings collects one attempt's failures, to be reported only if the
+// attempt was not disturbed.
+type findings struct{ msgs []string }
+
+func (f *findings) Errorf(format string, args ...any) {
+	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
+}
+
+// tinyMapAttempt runs the test once on a fresh tracer, puts what is wrong in
+// f, and returns what other sockets did in the network namespace meanwhile
+// ("" when nothing). Setup failures end the test.
+func tinyMapAttempt(t *testing.T, f *findings) (foreign string) {
 	const size, udpFlows, open = 16, 12, 200
+	net0 := readNetCounters(t)
 	tr := startTracer(t, Config{MaxConnections: size})
+	defer tr.Close() // before the next attempt's tracer; the cleanup's second Close does nothing
 	col := newCollector(t, tr)
 	tel0 := tr.Telemetry()
 	meter := newDropMeter(tr)
-
 	// UDP first: one socket, one datagram to each of 12 peers, takes one
 	// socket entry and 12 connection entries, so the TCP connections below
 	// find the connection table full while the socket table still has room.
@@ -128,7 +170,7 @@ func TestTinyMapCountsDrops(t *testing.T) {
 		}
 		udpSent[peer] = n
 		if d := meter.step(); d != (drops{}) {
-			t.Errorf("UDP datagram %d of %d with room in both tables: %v, want none", i+1, udpFlows, d)
+			f.Errorf("UDP datagram %d of %d with room in both tables: %v, want none", i+1, udpFlows, d)
 		}
 	}
 
@@ -197,7 +239,7 @@ func TestTinyMapCountsDrops(t *testing.T) {
 	for _, a := range col.active {
 		if a.Transport == conns.TransportUDP && a.Local == udpLocal {
 			if n, ok := udpSent[a.Peer]; !ok || a.SentBytes != uint64(n) || a.SentPackets != 1 {
-				t.Errorf("active UDP flow %v->%v: sent %d bytes in %d datagrams, want %d in 1", a.Local, a.Peer, a.SentBytes, a.SentPackets, n)
+				f.Errorf("active UDP flow %v->%v: sent %d bytes in %d datagrams, want %d in 1", a.Local, a.Peer, a.SentBytes, a.SentPackets, n)
 			}
 			activeUDP++
 			continue
@@ -205,7 +247,7 @@ func TestTinyMapCountsDrops(t *testing.T) {
 		e := end{a.Local, a.Peer}
 		c, ok := ends[e]
 		if !ok || a.Transport != conns.TransportTCP {
-			t.Errorf("a connection of someone else took a table entry during the test: %+v", a)
+			f.Errorf("a connection of someone else took a table entry during the test: %+v", a)
 			continue
 		}
 		active[e] = true
@@ -214,14 +256,14 @@ func TestTinyMapCountsDrops(t *testing.T) {
 			wantSent, wantRecv = 0, uint64(c.req)
 		}
 		if a.SentBytes != wantSent || a.RecvBytes != wantRecv {
-			t.Errorf("active %v->%v: sent %d received %d, want %d and %d", a.Local, a.Peer, a.SentBytes, a.RecvBytes, wantSent, wantRecv)
+			f.Errorf("active %v->%v: sent %d received %d, want %d and %d", a.Local, a.Peer, a.SentBytes, a.RecvBytes, wantSent, wantRecv)
 		}
 	}
 	if activeUDP != udpFlows {
-		t.Errorf("%d of the %d UDP flows in the connection table", activeUDP, udpFlows)
+		f.Errorf("%d of the %d UDP flows in the connection table", activeUDP, udpFlows)
 	}
 	if n := activeUDP + len(active); n != size {
-		t.Errorf("connection table holds %d of the test's connections, want it full (%d)", n, size)
+		f.Errorf("connection table holds %d of the test's connections, want it full (%d)", n, size)
 	}
 
 	// Each end's fate, from the table and the counters. An end in the
@@ -273,7 +315,7 @@ func TestTinyMapCountsDrops(t *testing.T) {
 			got, want drops
 		}{{"handshake", c.handshake, hs}, {"client write", c.write, wr}, {"server reads", c.read, rd}} {
 			if s.got != s.want {
-				t.Errorf("connection %d (%d bytes; client %s, server %s): %s counted %v, want %v",
+				f.Errorf("connection %d (%d bytes; client %s, server %s): %s counted %v, want %v",
 					i, c.req, c.cliFate, c.srvFate, s.name, s.got, s.want)
 			}
 		}
@@ -311,12 +353,12 @@ func TestTinyMapCountsDrops(t *testing.T) {
 			}
 			if e.f == sockDropped {
 				if len(got) != 0 {
-					t.Errorf("%v->%v (%s) reported: %+v", e.local, e.peer, e.f, got)
+					f.Errorf("%v->%v (%s) reported: %+v", e.local, e.peer, e.f, got)
 				}
 				continue
 			}
 			if len(got) != 1 {
-				t.Errorf("%v->%v (%s) reported %d times, want once", e.local, e.peer, e.f, len(got))
+				f.Errorf("%v->%v (%s) reported %d times, want once", e.local, e.peer, e.f, len(got))
 				continue
 			}
 			g := got[0]
@@ -325,7 +367,7 @@ func TestTinyMapCountsDrops(t *testing.T) {
 				wantSent, wantRecv = 0, 0
 			}
 			if g.SentBytes != wantSent || g.RecvBytes != wantRecv || g.Direction != e.dir || g.PID != pid() {
-				t.Errorf("%v->%v (%s): sent %d received %d direction %v pid %d, want %d, %d, %v, %d",
+				f.Errorf("%v->%v (%s): sent %d received %d direction %v pid %d, want %d, %d, %v, %d",
 					e.local, e.peer, e.f, g.SentBytes, g.RecvBytes, g.Direction, g.PID, wantSent, wantRecv, e.dir, pid())
 			}
 		}
@@ -337,36 +379,107 @@ func TestTinyMapCountsDrops(t *testing.T) {
 		}
 		udpReported++
 		if n, ok := udpSent[cl.Peer]; !ok || cl.SentBytes != uint64(n) || cl.SentPackets != 1 || cl.RecvBytes != 0 {
-			t.Errorf("UDP flow %v->%v: sent %d bytes in %d datagrams, received %d; want %d in 1, none", cl.Local, cl.Peer, cl.SentBytes, cl.SentPackets, cl.RecvBytes, n)
+			f.Errorf("UDP flow %v->%v: sent %d bytes in %d datagrams, received %d; want %d in 1, none", cl.Local, cl.Peer, cl.SentBytes, cl.SentPackets, cl.RecvBytes, n)
 		}
 	}
 	if udpReported != udpFlows {
-		t.Errorf("%d UDP flows reported closed, want %d", udpReported, udpFlows)
+		f.Errorf("%d UDP flows reported closed, want %d", udpReported, udpFlows)
 	}
 
 	// The socket table was full of the test's sockets: the UDP socket and
 	// every TCP end that got an entry.
 	if inSocks := 1 + counts[tracked] + counts[connDropped]; inSocks != size {
-		t.Errorf("%d of the test's sockets had a socket entry, want the table full (%d)", inSocks, size)
+		f.Errorf("%d of the test's sockets had a socket entry, want the table full (%d)", inSocks, size)
 	}
 	if counts[sockDropped] == 0 || counts[connDropped] == 0 {
-		t.Errorf("the test did not fill both tables: fates %v", counts)
+		f.Errorf("the test did not fill both tables: fates %v", counts)
 	}
 	// Nothing but the test's own steps moved the counters, and nothing else
 	// was lost on the way.
 	tel := tr.Telemetry()
 	if got := (drops{tel.ConnMapFull - tel0.ConnMapFull, tel.SockMapFull - tel0.SockMapFull}); got != want {
-		t.Errorf("over the whole test the counters moved %v, the test's steps explain %v", got, want)
+		f.Errorf("over the whole test the counters moved %v, the test's steps explain %v", got, want)
 	}
 	if tel.RingReserveFailed+tel.ClosedLost+tel.LostRecords+tel.KernelSkipped != 0 {
-		t.Errorf("records lost or events skipped, accounting incomplete: %+v", tel)
+		f.Errorf("records lost or events skipped, accounting incomplete: %+v", tel)
 	}
 	made := 2*open + udpFlows
 	t.Logf("%d sockets and flows made = %d reported with their bytes + %d reported without traffic (ConnMapFull %d) + %d not reported (SockMapFull %d over their attempts)",
 		made, counts[tracked]+udpReported, counts[connDropped], want.connMapFull, counts[sockDropped], want.sockMapFull)
 	if counts[tracked]+udpReported+counts[connDropped]+counts[sockDropped] != made {
-		t.Errorf("accounted for %v of %d", counts, made)
+		f.Errorf("accounted for %v of %d", counts, made)
 	}
+	return readNetCounters(t).foreign(t, net0, netCounters{activeOpens: open, passiveOpens: open, udpOut: udpFlows})
+}
+
+// netCounters are the kernel's TCP and UDP counters of this network
+// namespace (/proc/net/snmp, snmp6) that any other socket would move.
+type netCounters struct {
+	activeOpens, passiveOpens uint64 // TCP connects tried, connections accepted (IPv4 and IPv6)
+	udpIn, udpOut             uint64 // datagrams, IPv4 and IPv6
+}
+
+func readNetCounters(t *testing.T) netCounters {
+	t.Helper()
+	v := map[string]uint64{}
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 { // "Tcp: names..." then "Tcp: values..."
+		names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j := 1; j < len(names) && j < len(vals); j++ {
+			n, _ := strconv.ParseUint(vals[j], 10, 64) // MaxConn is -1: not used
+			v[names[0]+names[j]] = n
+		}
+	}
+	v6 := []string{"Udp6InDatagrams", "Udp6OutDatagrams"}
+	if b, err = os.ReadFile("/proc/net/snmp6"); os.IsNotExist(err) {
+		v6 = nil // no IPv6 in this kernel
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if fs := strings.Fields(l); len(fs) == 2 {
+			n, _ := strconv.ParseUint(fs[1], 10, 64)
+			v[fs[0]] = n
+		}
+	}
+	for _, k := range append([]string{"Tcp:ActiveOpens", "Tcp:PassiveOpens", "Udp:InDatagrams", "Udp:OutDatagrams"}, v6...) {
+		if _, ok := v[k]; !ok {
+			t.Fatalf("%s missing from /proc/net/snmp and snmp6", k)
+		}
+	}
+	return netCounters{
+		activeOpens: v["Tcp:ActiveOpens"], passiveOpens: v["Tcp:PassiveOpens"],
+		udpIn: v["Udp:InDatagrams"] + v["Udp6InDatagrams"], udpOut: v["Udp:OutDatagrams"] + v["Udp6OutDatagrams"],
+	}
+}
+
+// foreign says how far the counters moved since before beyond own, the test's
+// share ("" when not at all). Less than the test's own share is a bug of the
+// test's arithmetic and fails it.
+func (c netCounters) foreign(t *testing.T, before, own netCounters) string {
+	t.Helper()
+	var parts []string
+	for _, x := range []struct {
+		name           string
+		now, then, own uint64
+	}{
+		{"TCP connects", c.activeOpens, before.activeOpens, own.activeOpens},
+		{"TCP accepts", c.passiveOpens, before.passiveOpens, own.passiveOpens},
+		{"UDP datagrams in", c.udpIn, before.udpIn, own.udpIn},
+		{"UDP datagrams out", c.udpOut, before.udpOut, own.udpOut},
+	} {
+		switch d := x.now - x.then; {
+		case d < x.own:
+			t.Errorf("the kernel counted %d %s, fewer than the test's %d", d, x.name, x.own)
+		case d > x.own:
+			parts = append(parts, fmt.Sprintf("%s %d, the test's %d", x.name, d, x.own))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func b2u(b bool) uint64 {
