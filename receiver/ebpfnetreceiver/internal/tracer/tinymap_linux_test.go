@@ -147,10 +147,15 @@ func tinyMapAttempt(t *testing.T, f *findings) (foreign string) {
 	const size, udpFlows, open = 16, 12, 200
 	net0 := readNetCounters(t)
 	tr := startTracer(t, Config{MaxConnections: size})
-	defer tr.Close() // before the next attempt's tracer; the cleanup's second Close does nothing
+	defer func() { // before the next attempt's tracer; the cleanup's second Close does nothing
+		if err := tr.Close(); err != nil {
+			t.Errorf("close tracer: %v", err)
+		}
+	}()
 	col := newCollector(t, tr)
 	tel0 := tr.Telemetry()
 	meter := newDropMeter(tr)
+
 	// UDP first: one socket, one datagram to each of 12 peers, takes one
 	// socket entry and 12 connection entries, so the TCP connections below
 	// find the connection table full while the socket table still has room.
