@@ -99,7 +99,8 @@ func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
 }
 
 // TestNetns: a connection from the host to a server inside a namespace the
-// test creates is reported twice, each end with its own namespace's inode.
+// test creates is reported twice, each end with its own namespace's inode and
+// exactly the bytes the test moved each way.
 func TestNetns(t *testing.T) {
 	tr := startTracer(t, Config{})
 	col := newCollector(t, tr)
@@ -107,39 +108,53 @@ func TestNetns(t *testing.T) {
 	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
 	defer ln.Close()
 	server := netip.MustParseAddrPort(ln.Addr().String())
-	const send, recv = 12345, 678
+	const send, recv = 12345, 678 // bytes the client sends and receives
+	srvErr := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
+			srvErr <- fmt.Errorf("accept: %w", err)
 			return
 		}
-		buf := make([]byte, send)
-		io.ReadFull(c, buf)
-		c.Write(make([]byte, recv))
-		c.Close()
+		defer c.Close()
+		if n, err := io.ReadFull(c, make([]byte, send)); err != nil {
+			srvErr <- fmt.Errorf("server read %d of %d bytes: %w", n, send, err)
+			return
+		}
+		_, err = c.Write(make([]byte, recv))
+		srvErr <- err
 	}()
 	cli, err := net.DialTimeout("tcp4", server.String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli.Write(make([]byte, send))
-	io.ReadFull(cli, make([]byte, recv))
-	cli.Close()
 	client := netip.MustParseAddrPort(cli.LocalAddr().String())
+	if _, err := cli.Write(make([]byte, send)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.ReadFull(cli, make([]byte, recv)); err != nil {
+		t.Fatalf("client read %d of %d bytes: %v", n, recv, err)
+	}
+	if err := <-srvErr; err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
 
 	hostNS, innerNS := selfNetns(t), netnsInode(t, ns.path)
 	if hostNS == innerNS {
 		t.Fatal("test namespace has the host's inode")
 	}
-	ends := col.waitClosed(2, 5*time.Second, func(c conns.Conn) bool { return c.Local == client || c.Local == server })
+	ends := col.waitClosed(2, 5*time.Second, func(c conns.Conn) bool {
+		return c.Transport == conns.TransportTCP && (c.Local == client && c.Peer == server || c.Local == server && c.Peer == client)
+	})
 	for _, c := range ends {
-		wantNS, wantDir, wantSent := hostNS, conns.DirectionOutgoing, uint64(send)
+		wantNS, wantDir, wantSent, wantRecv := hostNS, conns.DirectionOutgoing, uint64(send), uint64(recv)
 		if c.Local == server {
-			wantNS, wantDir, wantSent = innerNS, conns.DirectionIncoming, recv
+			wantNS, wantDir, wantSent, wantRecv = innerNS, conns.DirectionIncoming, recv, send
 		}
-		if c.Netns != wantNS || c.Direction != wantDir || c.SentBytes != wantSent || c.PID != pid() {
-			t.Errorf("%v->%v: netns=%d dir=%v sent=%d pid=%d, want netns=%d dir=%v sent=%d pid=%d",
-				c.Local, c.Peer, c.Netns, c.Direction, c.SentBytes, c.PID, wantNS, wantDir, wantSent, pid())
+		if c.Netns != wantNS || c.Direction != wantDir || c.SentBytes != wantSent || c.RecvBytes != wantRecv || c.PID != pid() {
+			t.Errorf("%v->%v: netns=%d dir=%v sent=%d received=%d pid=%d, want netns=%d dir=%v sent=%d received=%d pid=%d",
+				c.Local, c.Peer, c.Netns, c.Direction, c.SentBytes, c.RecvBytes, c.PID, wantNS, wantDir, wantSent, wantRecv, pid())
 		}
 	}
 }

@@ -4,12 +4,18 @@ package tracer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
@@ -142,40 +148,106 @@ func wantCookie(tr *Tracer, c conns.Conn, ss uint64) uint64 {
 
 // TestTCPHalfClose: after shutdown(SHUT_WR) the peer's FIN moves the client's
 // socket to CLOSE while its reply is still queued; the bytes read afterwards
-// belong to the connection and must be counted.
+// belong to the connection and must be counted. The test reads only once ss
+// shows the client's tuple in TIME-WAIT (the FIN arrived and the socket the
+// client holds went to CLOSE) and the whole reply waits in its receive queue.
 func TestTCPHalfClose(t *testing.T) {
 	tr := startTracer(t, Config{})
 	col := newCollector(t, tr)
 	ln := listen(t, "tcp4", "127.0.0.1:0")
+	server := netip.MustParseAddrPort(ln.Addr().String())
 	const send, recv = 4096, 300000
+	srvErr := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
+			srvErr <- fmt.Errorf("accept: %w", err)
 			return
 		}
-		n, _ := io.Copy(io.Discard, c)
-		if n == send {
-			c.Write(make([]byte, recv))
+		defer c.Close()
+		if n, err := io.Copy(io.Discard, c); err != nil || n != send {
+			srvErr <- fmt.Errorf("server read %d bytes before EOF, want %d (%v)", n, send, err)
+			return
 		}
-		c.Close()
+		_, err = c.Write(make([]byte, recv))
+		srvErr <- err
 	}()
-	cli, err := net.Dial("tcp4", ln.Addr().String())
+	// The whole reply must fit in the client's receive queue, or the server's
+	// FIN could not arrive before the client reads. FORCE: past rmem_max,
+	// which is 208 KiB on stock kernels (the test runs privileged anyway).
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 2*recv) })
+		return errors.Join(err, serr)
+	}}
+	cli, err := d.Dial("tcp4", server.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli.Write(make([]byte, send))
-	cli.(*net.TCPConn).CloseWrite()
-	time.Sleep(50 * time.Millisecond) // let the FIN arrive before reading
-	n, _ := io.Copy(io.Discard, cli)
-	cli.Close()
-	if n != recv {
-		t.Fatalf("client read %d bytes, want %d", n, recv)
-	}
+	defer cli.Close()
 	local := netip.MustParseAddrPort(cli.LocalAddr().String())
-	got := col.waitClosed(1, 5*time.Second, func(c conns.Conn) bool { return c.Local == local })[0]
+	if _, err := cli.Write(make([]byte, send)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-srvErr; err != nil {
+		t.Fatal(err)
+	}
+	waitTimeWait(t, local, server, 5*time.Second)
+	if q := inq(t, cli.(*net.TCPConn)); q != recv {
+		t.Fatalf("client's receive queue holds %d bytes after the FIN, want the whole reply, %d", q, recv)
+	}
+	n, err := io.Copy(io.Discard, cli)
+	if err != nil || n != recv {
+		t.Fatalf("client read %d bytes, want %d (%v)", n, recv, err)
+	}
+	cli.Close()
+	got := col.waitClosed(1, 5*time.Second, func(c conns.Conn) bool { return c.Local == local && c.Peer == server })[0]
 	if got.SentBytes != send || got.RecvBytes != recv {
 		t.Errorf("half-closed client: sent %d received %d, want %d and %d", got.SentBytes, got.RecvBytes, send, recv)
 	}
+}
+
+// waitTimeWait polls ss until the TCP tuple local->peer is in TIME-WAIT: the
+// peer's FIN arrived after ours and the kernel moved the socket to CLOSE,
+// leaving a time-wait socket in its place. Fails after timeout.
+func waitTimeWait(t *testing.T, local, peer netip.AddrPort, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := exec.Command("ss", "-tanH", "state", "time-wait", "src", local.String(), "dst", peer.String()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss: %v: %s", err, out)
+		}
+		if strings.TrimSpace(string(out)) != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("ss", "-tanH", "src", local.String(), "dst", peer.String()).CombinedOutput()
+			t.Fatalf("%v->%v not in TIME-WAIT after %v; ss shows: %q", local, peer, timeout, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// inq is how many received bytes wait unread in a TCP socket's receive queue.
+func inq(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatalf("SIOCINQ: %v", ierr)
+	}
+	return n
 }
 
 // TestTCPRefused: a connect to a closed port is reported closed with
