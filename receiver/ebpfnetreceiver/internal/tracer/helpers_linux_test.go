@@ -243,3 +243,25 @@ func selfComm(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// serveOne accepts one connection on ln, lets read take what the client
+// sends, then writes reply bytes and closes it. The channel gets the first
+// error, or nil.
+func serveOne(ln net.Listener, read func(net.Conn) error, reply int) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			errc <- fmt.Errorf("accept: %w", err)
+			return
+		}
+		defer c.Close()
+		if err := read(c); err != nil {
+			errc <- err
+			return
+		}
+		_, err = c.Write(make([]byte, reply))
+		errc <- err
+	}()
+	return errc
+}

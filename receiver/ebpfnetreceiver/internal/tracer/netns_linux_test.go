@@ -109,21 +109,12 @@ func TestNetns(t *testing.T) {
 	defer ln.Close()
 	server := netip.MustParseAddrPort(ln.Addr().String())
 	const send, recv = 12345, 678 // bytes the client sends and receives
-	srvErr := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srvErr <- fmt.Errorf("accept: %w", err)
-			return
-		}
-		defer c.Close()
+	srvErr := serveOne(ln, func(c net.Conn) error {
 		if n, err := io.ReadFull(c, make([]byte, send)); err != nil {
-			srvErr <- fmt.Errorf("server read %d of %d bytes: %w", n, send, err)
-			return
+			return fmt.Errorf("server read %d of %d bytes: %w", n, send, err)
 		}
-		_, err = c.Write(make([]byte, recv))
-		srvErr <- err
-	}()
+		return nil
+	}, recv)
 	cli, err := net.DialTimeout("tcp4", server.String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -157,21 +157,12 @@ func TestTCPHalfClose(t *testing.T) {
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	server := netip.MustParseAddrPort(ln.Addr().String())
 	const send, recv = 4096, 300000
-	srvErr := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srvErr <- fmt.Errorf("accept: %w", err)
-			return
-		}
-		defer c.Close()
+	srvErr := serveOne(ln, func(c net.Conn) error {
 		if n, err := io.Copy(io.Discard, c); err != nil || n != send {
-			srvErr <- fmt.Errorf("server read %d bytes before EOF, want %d (%v)", n, send, err)
-			return
+			return fmt.Errorf("server read %d bytes before EOF, want %d (%v)", n, send, err)
 		}
-		_, err = c.Write(make([]byte, recv))
-		srvErr <- err
-	}()
+		return nil
+	}, recv)
 	// The whole reply must fit in the client's receive queue, or the server's
 	// FIN could not arrive before the client reads. FORCE: past rmem_max,
 	// which is 208 KiB on stock kernels (the test runs privileged anyway).
