@@ -265,3 +265,30 @@ func serveOne(ln net.Listener, read func(net.Conn) error, reply int) <-chan erro
 	}()
 	return errc
 }
+
+// dialPair connects a client to a new listener on addr and returns both ends;
+// the test's cleanup closes them.
+func dialPair(t *testing.T, network, addr string) (cli, srv net.Conn) {
+	t.Helper()
+	ln := listen(t, network, addr)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	cli, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	srv, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { srv.Close() })
+	return cli, srv
+}

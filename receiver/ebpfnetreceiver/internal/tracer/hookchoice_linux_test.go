@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package tracer
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
+)
+
+// kernelHooks is the hook each kernel of the matrix gives each piece of data,
+// as the README's "Supported kernels" table says: tcp_state, tcp_destroy,
+// payload, udp_peers, udp_end. Keyed by architecture, kernel version
+// (major.minor of uname -r) and the forced payload mode ("" for auto).
+var kernelHooks = map[string][5]string{
+	"amd64 5.10":        {"tp_btf", "tp_btf", "fexit", "cgroup", "fentry"},
+	"amd64 5.10 kprobe": {"tp_btf", "tp_btf", "kprobe", "cgroup", "kprobe"},
+	"amd64 6.1":         {"tp_btf", "tp_btf", "fexit", "cgroup", "cgroup"},
+	"amd64 6.1 kprobe":  {"tp_btf", "tp_btf", "kprobe", "cgroup", "kprobe"},
+	"amd64 6.12":        {"tp_btf", "tp_btf", "tp_btf", "cgroup", "cgroup"},
+	"amd64 6.18":        {"tp_btf", "tp_btf", "tp_btf", "cgroup", "cgroup"}, // this machine kind and CI
+	"amd64 7.3":         {"tp_btf", "tp_btf", "tp_btf", "cgroup", "cgroup"},
+}
+
+// TestHookChoiceMatchesTable: on every kernel of the matrix the tracer picks
+// exactly the hooks the README's table gives it, so a verifier or kernel
+// regression that makes it fall back to a weaker hook fails instead of
+// passing quietly. A kernel the table does not know fails under CI (add its
+// row) and is skipped elsewhere (a developer's own kernel).
+func TestHookChoiceMatchesTable(t *testing.T) {
+	privtest.Require(t)
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	version := strings.Join(strings.SplitN(release, ".", 3)[:2], ".")
+	key := runtime.GOARCH + " " + version
+	if forced := os.Getenv(hooksEnv); forced != "" && forced != HooksAuto {
+		key += " " + forced
+	}
+	want, ok := kernelHooks[key]
+	if !ok {
+		privtest.SkipOrFail(t, fmt.Errorf("kernel %s (%s) has no row in kernelHooks: add what the matrix shows", release, key))
+	}
+	tr := startTracer(t, Config{})
+	got := map[string]string{}
+	for _, h := range tr.Hooks() {
+		got[h.Data] = h.Hook
+	}
+	for i, data := range []string{"tcp_state", "tcp_destroy", "payload", "udp_peers", "udp_end"} {
+		if got[data] != want[i] {
+			t.Errorf("%s on %s: hook %q, the table says %q", data, key, got[data], want[i])
+		}
+	}
+}
