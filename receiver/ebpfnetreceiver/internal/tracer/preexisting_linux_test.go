@@ -28,7 +28,9 @@ func TestConnectionOpenBeforeStart(t *testing.T) {
 	col := newCollector(t, tr)
 	col.poll()
 	ends := map[netip.AddrPort]bool{client: true, server: true}
-	mine := func(c conns.Conn) bool { return c.PID == pid() && c.Transport == conns.TransportTCP && ends[c.Local] && ends[c.Peer] }
+	mine := func(c conns.Conn) bool {
+		return c.PID == pid() && c.Transport == conns.TransportTCP && ends[c.Local] && ends[c.Peer]
+	}
 	for _, a := range col.active {
 		if mine(a) && (a.SentBytes != 0 || a.RecvBytes != 0) {
 			t.Errorf("first poll shows %v with %d sent, %d received: want the counts from now on, zero", a.Local, a.SentBytes, a.RecvBytes)
