@@ -36,7 +36,13 @@ func loadChild(v any, args ...string) error {
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	lines chan []byte
+	lines chan line
+}
+
+// line is one line of a child's output and when it arrived.
+type line struct {
+	b  []byte
+	at time.Time
 }
 
 func startChild(name string, args ...string) (*child, error) {
@@ -53,13 +59,13 @@ func startChild(name string, args ...string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan []byte, 1024)}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan line, 1024)}
 	go func() {
 		defer close(c.lines)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			c.lines <- append([]byte(nil), sc.Bytes()...)
+			c.lines <- line{append([]byte(nil), sc.Bytes()...), time.Now()}
 		}
 	}()
 	return c, nil
@@ -69,14 +75,22 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // next returns the next line, or an error after timeout or when the child exited.
 func (c *child) next(timeout time.Duration) ([]byte, error) {
+	l, err := c.nextLine(timeout)
+	return l.b, err
+}
+
+// nextLine is next with the line's arrival time. Lines queue while nobody
+// reads: a reader that wants what the child says from a moment on skips the
+// older ones (scrapeSince).
+func (c *child) nextLine(timeout time.Duration) (line, error) {
 	select {
 	case l, ok := <-c.lines:
 		if !ok {
-			return nil, errors.New("child exited")
+			return line{}, errors.New("child exited")
 		}
 		return l, nil
 	case <-time.After(timeout):
-		return nil, errors.New("child: no output in time")
+		return line{}, errors.New("child: no output in time")
 	}
 }
 
@@ -120,16 +134,28 @@ func startCollector(interval time.Duration, maxConns int) (*collector, error) {
 
 // scrape waits for the next scrape line.
 func (c *collector) scrape(timeout time.Duration) (scrapeLine, error) {
-	l, err := c.next(timeout)
-	if err != nil {
-		return scrapeLine{}, err
+	return c.scrapeSince(time.Time{}, timeout)
+}
+
+// scrapeSince returns the first scrape line that arrived at or after since,
+// skipping the ones queued before: those polls ran before since.
+func (c *collector) scrapeSince(since time.Time, timeout time.Duration) (scrapeLine, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := c.nextLine(time.Until(deadline))
+		if err != nil {
+			return scrapeLine{}, err
+		}
+		if l.at.Before(since) {
+			continue
+		}
+		var s scrapeLine
+		if err := json.Unmarshal(l.b, &s); err != nil {
+			return s, err
+		}
+		c.last = s
+		return s, nil
 	}
-	var s scrapeLine
-	if err := json.Unmarshal(l, &s); err != nil {
-		return s, err
-	}
-	c.last = s
-	return s, nil
 }
 
 // startBpftrace starts bpftrace on script and waits until its probes are attached.

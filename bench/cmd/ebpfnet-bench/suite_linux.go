@@ -340,13 +340,16 @@ func (r *report) churn() error {
 		if err := loadChild(&res, "churn", "-rate", fmt.Sprint(rate), "-dur", r.plan.churnDur.String(), "-port", fmt.Sprint(port)); err != nil {
 			return err
 		}
+		// The polls during the load queued their lines; latency counts the
+		// polls that ran after it.
+		loadEnd := time.Now()
 		// Poll until every close is reported or the count stops moving for 3 polls (10 at most):
 		// how many polls that takes is the reporting latency.
 		var end scrapeLine
 		maxWall := 0.0
 		polls, still, prev := 0, 0, int64(-1)
 		for polls < 10 && still < 3 {
-			if end, err = col.scrape(10 * time.Second); err != nil {
+			if end, err = col.scrapeSince(loadEnd, 10*time.Second); err != nil {
 				return err
 			}
 			polls++
