@@ -149,6 +149,13 @@ func loopbackExchange(t *testing.T, sent, received int) int {
 // ioByDirection sums ebpfnet.connection.io by "direction/io direction" for
 // the loopback series on port under the resource of pid and exe.
 func ioByDirection(md pmetric.Metrics, pid int64, exe string, port int64) map[string]int64 {
+	return sumByDirection(md, "ebpfnet.connection.io", pid, exe, port)
+}
+
+// sumByDirection sums the sum metric name by "direction/io direction" (the
+// latter empty for metrics without it) for the loopback series on port under
+// the resource of pid and exe.
+func sumByDirection(md pmetric.Metrics, name string, pid int64, exe string, port int64) map[string]int64 {
 	out := map[string]int64{}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
@@ -163,7 +170,7 @@ func ioByDirection(md pmetric.Metrics, pid int64, exe string, port int64) map[st
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
-				if ms.At(k).Name() != "ebpfnet.connection.io" {
+				if ms.At(k).Name() != name {
 					continue
 				}
 				dps := ms.At(k).Sum().DataPoints()
@@ -182,8 +189,10 @@ func ioByDirection(md pmetric.Metrics, pid int64, exe string, port int64) map[st
 }
 
 func str(m pcommon.Map, k string) string {
-	v, _ := m.Get(k)
-	return v.AsString()
+	if v, ok := m.Get(k); ok {
+		return v.AsString()
+	}
+	return ""
 }
 
 func intAttr(m pcommon.Map, k string) int64 {
@@ -219,4 +228,81 @@ func countBPFFDs(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestClosedConnectionInNextPoll: a connection whose two sockets are gone from
+// the kernel before a poll is in that poll's export, closed at both ends with
+// its exact bytes, not one or more polls later.
+func TestClosedConnectionInNextPoll(t *testing.T) {
+	privtest.Require(t)
+	const sent, received = 1234, 56
+	set := receivertest.NewNopSettings(metadata.Type)
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ebpfnetScraper{cfg: createDefaultConfig(), set: set, newSource: newTracerSource, newResolver: newProcResolver, telemetry: tb, now: time.Now}
+	if err := s.start(context.Background(), componenttest.NewNopHost()); err != nil {
+		if bpfCannotLoadHere(err) {
+			privtest.SkipOrFail(t, err)
+		}
+		t.Fatalf("start: %+v", err)
+	}
+	defer func() {
+		if err := s.shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := s.scrape(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	port := loopbackExchange(t, sent, received)
+	waitSocketsGone(t, port)
+	md, err := s.scrape(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int64(os.Getpid())
+	closed := sumByDirection(md, "ebpfnet.connection.closed", pid, filepath.Base(exe), int64(port))
+	if want := map[string]int64{"outgoing/": 1, "incoming/": 1}; !equal(closed, want) {
+		t.Errorf("ebpfnet.connection.closed of the poll after both sockets were gone: %v, want %v", closed, want)
+	}
+	io := ioByDirection(md, pid, filepath.Base(exe), int64(port))
+	if want := map[string]int64{"outgoing/transmit": sent, "outgoing/receive": received, "incoming/transmit": received, "incoming/receive": sent}; !equal(io, want) {
+		t.Errorf("ebpfnet.connection.io of that poll: %v, want %v", io, want)
+	}
+}
+
+// waitSocketsGone waits until no TCP socket but TIME-WAIT ones (which are no
+// longer sockets a process holds) has port at either end: /proc/net/tcp
+// lists every socket of this namespace with its state.
+func waitSocketsGone(t *testing.T, port int) {
+	t.Helper()
+	hexPort := fmt.Sprintf(":%04X", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, l := range strings.Split(string(raw), "\n")[1:] {
+			f := strings.Fields(l)
+			if len(f) > 3 && (strings.HasSuffix(f[1], hexPort) || strings.HasSuffix(f[2], hexPort)) && f[3] != "06" {
+				left = append(left, l)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sockets on port %d still there: %q", port, left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
