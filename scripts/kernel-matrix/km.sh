@@ -124,12 +124,13 @@ need_tools() {
 
 # ---------------------------------------------------------------- kernels (private apt state)
 
-# apt_setup ARCH SUITE...: a private apt state for ARCH's packages of those suites (APTO: its options).
-# The status file is empty: what this machine has installed says nothing about another architecture.
+# apt_setup NAME ARCH SUITE...: a private apt state KM_CACHE/apt-NAME for ARCH's packages of those
+# suites (APTO: its options). The status file is empty: nothing is installed there, and what this
+# machine has installed says nothing about another architecture.
 APTO=()
 apt_setup() {
-	local arch=$1 st=$KM_CACHE/apt-$1 kr=/usr/share/keyrings/debian-archive-keyring.gpg mirror sec s
-	shift
+	local st=$KM_CACHE/apt-$1 arch=$2 kr=/usr/share/keyrings/debian-archive-keyring.gpg mirror sec s
+	shift 2
 	# The Debian mirror this machine's apt already uses (first deb / URIs: entry ending in /debian).
 	mirror=${KM_MIRROR:-$(grep -hoE '^(URIs:|deb)( +\[[^]]*\])? +[a-z]+://[^ ]+' \
 		/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
@@ -213,25 +214,27 @@ fetch_one() { # kernel-spec (label or NAME=META/SUITE)
 	echo "km: $label: $kver ($ver) -> $dir"
 }
 
-# fetch_userland ARCH: busybox, iproute2 and bpftool of another architecture with every package they
-# depend on, unpacked into KM_CACHE/userland-ARCH/root (apt_setup ARCH must include KM_USERLAND_SUITE)
+# fetch_userland ARCH: busybox, iproute2 and bpftool of another architecture with the packages they
+# depend on, unpacked into KM_CACHE/userland-ARCH/root. Its own apt state holds KM_USERLAND_SUITE
+# only, and apt's resolver (an install into the empty status, printed, not done) picks one package
+# for each dependency: two of them cannot overwrite each other's libraries.
 fetch_userland() {
-	local arch=$1 dir=$KM_CACHE/userland-$1 tmp names debs d
+	local arch=$1 dir=$KM_CACHE/userland-$1 tmp debs pkgs d
+	apt_setup "userland-$arch" "$arch" "$KM_USERLAND_SUITE"
 	# shellcheck disable=SC2086 # a word list
-	names=$(apt-cache "${APTO[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
-		--no-breaks --no-replaces --no-enhances $KM_USERLAND_PKGS | grep -E '^[a-z0-9]' | sort -u)
-	# shellcheck disable=SC2086
-	debs=$(apt-get "${APTO[@]}" -qq download --print-uris $names | awk '{print $2}' | sort | tr '\n' ' ')
+	debs=$(apt-get "${APTO[@]}" -qq --print-uris --no-install-recommends install $KM_USERLAND_PKGS |
+		awk '{print $2}' | sort | tr '\n' ' ')
 	[ -n "$debs" ] || die "userland-$arch: nothing to download for $KM_USERLAND_PKGS"
 	if [ -f "$dir/info" ] && [ "$(sed -n 's/^debs=//p' "$dir/info")" = "$debs" ]; then
 		echo "km: userland-$arch: up to date"
 		return
 	fi
-	echo "km: userland-$arch: downloading $KM_USERLAND_PKGS and $(($(wc -w <<<"$names") - 3)) dependencies ($KM_USERLAND_SUITE)"
+	# NAME_VERSION_ARCH.deb (the epoch's colon URL-encoded) -> NAME=VERSION
+	mapfile -t pkgs < <(tr ' ' '\n' <<<"$debs" | sed -nE 's/^([^_]+)_([^_]+)_[^_]+\.deb$/\1=\2/p' | sed 's/%3a/:/g')
+	echo "km: userland-$arch: downloading $KM_USERLAND_PKGS and $((${#pkgs[@]} - 3)) dependencies ($KM_USERLAND_SUITE)"
 	tmp=$KM_CACHE/.tmp-userland-$arch
 	rm -rf "$tmp" && mkdir -p "$tmp/debs" "$tmp/root"
-	# shellcheck disable=SC2086
-	(cd "$tmp/debs" && apt-get "${APTO[@]}" -qq download $names)
+	(cd "$tmp/debs" && apt-get "${APTO[@]}" -qq download "${pkgs[@]}")
 	for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$tmp/root"; done
 	rm -rf "$tmp/debs" "$tmp/root/usr/share/doc" "$tmp/root/usr/share/man" "$tmp/root/usr/share/locale"
 	printf 'suite=%s\ndebs=%s\n' "$KM_USERLAND_SUITE" "$debs" >"$tmp/info"
@@ -265,15 +268,12 @@ cmd_fetch() {
 	exec 9>"$KM_CACHE/.lock"
 	flock 9
 	for arch in "${!want[@]}"; do
-		if [ "$arch" = "$host_arch" ]; then
-			# shellcheck disable=SC2086 # word lists
-			apt_setup "$arch" ${suites[$arch]}
-		else
+		if [ "$arch" != "$host_arch" ] && { [ $missing = 0 ] || ! [ -f "$KM_CACHE/userland-$arch/info" ]; }; then
 			[ -n "$KM_USERLAND_SUITE" ] || die "no Debian release in /etc/os-release: set KM_USERLAND_SUITE"
-			# shellcheck disable=SC2086
-			apt_setup "$arch" ${suites[$arch]} "$KM_USERLAND_SUITE"
-			if [ $missing = 0 ] || ! [ -f "$KM_CACHE/userland-$arch/info" ]; then fetch_userland "$arch"; fi
+			fetch_userland "$arch"
 		fi
+		# shellcheck disable=SC2086 # a word list
+		apt_setup "$arch" "$arch" ${suites[$arch]}
 		for k in ${want[$arch]}; do
 			if [ $missing = 0 ] || ! [ -f "$KM_CACHE/$(label_of "$k")/info" ]; then fetch_one "$k"; fi
 		done
