@@ -98,13 +98,16 @@ kernel-matrix: ## tracer tests on the host + Debian 5.10/6.1/6.12/newest (x86-64
 		CGO_ENABLED=0 GOARCH=$$arch $(GO) test -c -o "$$tmp/tracer-$$arch.test" ./receiver/ebpfnetreceiver/internal/tracer; \
 	done; \
 	rc=0; start=$$SECONDS; \
-	run() { [ -z "$$KM_KERNELS" ] || KM_BIN_ARM64="$$tmp/tracer-arm64.test" scripts/kernel-matrix/km.sh run "$$tmp/tracer-amd64.test" \
-		-test.v -test.count=1 $(if $(KM_RUN),'-test.run=$(KM_RUN)') "$$@" || rc=1; }; \
-	KM_KERNELS='$(KM_KERNELS)' run; \
+	run() { \
+		local name=$$1; shift; [ -n "$$KM_KERNELS" ] || return 0; \
+		KM_LOGDIR=$${KM_LOGDIR:+$$KM_LOGDIR/$$name} KM_BIN_ARM64="$$tmp/tracer-arm64.test" scripts/kernel-matrix/km.sh run \
+			"$$tmp/tracer-amd64.test" -test.v -test.count=1 $(if $(KM_RUN),'-test.run=$(KM_RUN)') "$$@" || rc=1; \
+	}; \
+	KM_KERNELS='$(KM_KERNELS)' run all; \
 	echo "=== $(KM_NEWEST): every test but $(KM_NEWEST_SKIP) (see KM_NEWEST_SKIP above)"; \
-	KM_KERNELS='$(KM_NEWEST)' run '-test.skip=$(KM_NEWEST_SKIP)'; \
+	KM_KERNELS='$(KM_NEWEST)' run newest '-test.skip=$(KM_NEWEST_SKIP)'; \
 	echo "=== $(KM_KPROBE_KERNELS) again with the payload hooks forced to kprobes (hooks: kprobe)"; \
-	KM_KERNELS='$(KM_KPROBE_KERNELS)' EBPFNET_TEST_HOOKS=kprobe KM_PASSENV=EBPFNET_TEST_HOOKS run; \
+	KM_KERNELS='$(KM_KPROBE_KERNELS)' EBPFNET_TEST_HOOKS=kprobe KM_PASSENV=EBPFNET_TEST_HOOKS run kprobe; \
 	echo "=== kernel matrix: $$([ $$rc = 0 ] && echo PASS || echo FAIL) after $$((SECONDS - start)) s of runs"; \
 	exit $$rc
 

@@ -67,27 +67,20 @@ spec_of() {
 	esac
 }
 label_of() { echo "${1%%=*}"; }
-# the Debian architecture of a kernel spec (KERNEL or NAME=META/SUITE): its meta-package's suffix
-arch_of() {
-	[ "$1" = host ] && {
-		dpkg --print-architecture
-		return
-	}
-	case $(spec_of "$1") in
+# the Debian architecture of META/SUITE: the meta-package's suffix
+arch_of_spec() {
+	case $1 in
 	*-arm64/*) echo arm64 ;;
 	*) echo amd64 ;;
 	esac
 }
+# the Debian architecture of a kernel (KERNEL or NAME=META/SUITE)
+arch_of() {
+	if [ "$1" = host ]; then dpkg --print-architecture; else arch_of_spec "$(spec_of "$1")"; fi
+}
 # the architecture of a cached kernel, by label
 arch_of_label() {
-	if [ "$1" = host ]; then
-		dpkg --print-architecture
-	else
-		case $(info_of "$1" spec) in
-		*-arm64/*) echo arm64 ;;
-		*) echo amd64 ;;
-		esac
-	fi
+	if [ "$1" = host ]; then dpkg --print-architecture; else arch_of_spec "$(info_of "$1" spec)"; fi
 }
 # the Debian architecture an ELF binary is built for (e_machine at offset 18)
 elf_arch() {
@@ -461,11 +454,7 @@ build_base() {
 	done
 	depmod -b "$stage" "$kver"
 
-	# x86-64: serial ports 2 and 3 (ttyS1, ttyS2); arm64 virt: two virtio consoles (see boot)
-	case $arch in
-	arm64) printf 'KM_OUT=/dev/hvc0 KM_STATUS=/dev/hvc1\n' ;;
-	*) printf 'KM_OUT=/dev/ttyS1 KM_STATUS=/dev/ttyS2\n' ;;
-	esac >"$stage/km/devices"
+	guest_devices "$arch" >"$stage/km/devices"
 	cp "$here/init.sh" "$stage/init"
 	chmod 0755 "$stage/init"
 	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out"
@@ -533,6 +522,14 @@ build_initrd() {
 }
 
 # ---------------------------------------------------------------- booting
+
+# guest_devices ARCH: /init's output and status devices, as boot wires them up (/km/devices)
+guest_devices() {
+	case $1 in
+	arm64) echo "KM_OUT=/dev/hvc0 KM_STATUS=/dev/hvc1" ;;
+	*) echo "KM_OUT=/dev/ttyS1 KM_STATUS=/dev/ttyS2" ;;
+	esac
+}
 
 # boot LABEL INITRD DIR: console.log, out.log (test output), status.log, qemu.log in DIR;
 # returns timeout's/qemu's exit code (124: timed out)
