@@ -17,7 +17,8 @@ static __always_inline void tcp_tuple(struct conn_tuple *t, const struct sock *s
 /* Lists the socket in the connection table under the given owner. A tuple taken earlier is
  * kept: once the socket is in CLOSE the kernel has released its local port (inet_num = 0). The
  * cookie is taken again now, the last moment before user space sees it: an accepted socket's
- * cookie can still change during the handshake (6.1 reports one less than ss otherwise). */
+ * cookie changes during the handshake (see TCP_SYN_RECV in state.h), and one that does I/O
+ * before ESTABLISHED (TCP Fast Open) was not asked for again there. */
 static __always_inline void tcp_track(struct sock_info *si, const struct sock *sk, __u64 id, __u32 pid,
 				      const bool tracing)
 {

@@ -126,7 +126,10 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 	if (newstate == TCP_SYN_RECV) {
 		/* A child socket of a listener, created in softirq: the current task means nothing.
 		 * The listener's owner is the best guess until the accepting process does I/O.
-		 * (Only kernels from 6.13 report this step; older ones start at ESTABLISHED.) */
+		 * The step is reported while the child is cloned from the listener, and on 6.1
+		 * (measured) the clone then copies the request socket's cookie (none) over the one
+		 * asked for here: the cookie is taken again at ESTABLISHED. Kernels that do not
+		 * report this step start at ESTABLISHED. */
 		tcp_sock_new(sk, id, CONN_DIRECTION_INCOMING, listener_owner(sk), newstate, tracing);
 		return 0;
 	}
@@ -147,7 +150,10 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 			tcp_track(si, sk, id, si->pid_hint, tracing);
 		} else {
 			/* Accepted: the owner is known at its first I/O; keep the tuple for a close
-			 * that comes first. */
+			 * that comes first. The handshake is over, so the cookie is final: ask for it
+			 * now, in a tracing program, so that payload hooks that can only read it
+			 * (kprobes) find it set. */
+			si->cookie = sock_cookie(sk, tracing, si->start);
 			tcp_tuple(&si->tuple, sk, si->pid_hint);
 			si->tracked = SOCK_TUPLE_KNOWN;
 		}

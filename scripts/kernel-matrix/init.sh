@@ -2,10 +2,11 @@
 # shellcheck shell=sh
 # /init of the kernel-matrix initramfs (busybox sh, PID 1). Built into the image by km.sh.
 #
-# Serial ports (the host turns each into a file):
-#   ttyS0  kernel console (boot messages, oopses, KM-NOTE lines)
-#   ttyS1  the test's stdout+stderr, byte-exact (raw tty: no \r)
-#   ttyS2  status lines for the host: KM-BOOTED, KM-NOTE, KM-RC, KM-DONE
+# Devices the host turns into files (x86-64: serial ports; arm64: the serial port and two virtio
+# consoles, named by /km/devices):
+#   ttyS0 / ttyAMA0   kernel console (boot messages, oopses, KM-NOTE lines)
+#   KM_OUT            the test's stdout+stderr, byte-exact (raw tty: no \r): ttyS1 / hvc0
+#   KM_STATUS         status lines for the host: KM-BOOTED, KM-NOTE, KM-RC, KM-DONE: ttyS2 / hvc1
 # It always powers the guest off at the end, whatever the test did; if init itself dies
 # the kernel panics, panic=-1 reboots and qemu's -no-reboot turns that into an exit.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp LANG=C
@@ -14,10 +15,22 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp LANG=C
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-stty -F /dev/ttyS1 raw -echo 2>/dev/null
-stty -F /dev/ttyS2 raw -echo 2>/dev/null
+. /km/devices # KM_OUT=... KM_STATUS=..., written by km.sh
+# The drivers of those devices when they are modules (arm64 6.1: virtio_pci, virtio_console).
+while read -r m; do
+	[ -n "$m" ] || continue
+	insmod "/lib/modules/$(uname -r)/$m" || echo "KM: insmod $m failed" >/dev/console
+done </km/modules.early
+i=0
+while ! [ -c "$KM_STATUS" ] && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+[ -c "$KM_STATUS" ] || echo "KM: no $KM_STATUS" >/dev/console
+stty -F "$KM_OUT" raw -echo 2>/dev/null
+stty -F "$KM_STATUS" raw -echo 2>/dev/null
 
-status() { echo "$*" >/dev/ttyS2; }
+status() { echo "$*" >"$KM_STATUS"; }
 note() { status "KM-NOTE $*"; echo "KM-NOTE $*" >/dev/console; }
 halt_now() {
 	sync
@@ -55,12 +68,12 @@ status "KM-BOOTED kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 mkdir -p /tmp/work
 # /km/run.sh (written by the host) sets the environment and execs /km/test with its arguments.
-(cd /tmp/work && exec /bin/sh /km/run.sh) >/dev/ttyS1 2>&1 </dev/null
+(cd /tmp/work && exec /bin/sh /km/run.sh) >"$KM_OUT" 2>&1 </dev/null
 rc=$?
-# Leftover processes of the test may still hold ttyS1: end them so their output drains too.
+# Leftover processes of the test may still hold KM_OUT: end them so their output drains too.
 kill -KILL -1 2>/dev/null
 sleep 0.2
-# The last close of ttyS1 above waited for the UART to drain, so the output is complete.
+# The last close of KM_OUT above waited for the device to drain, so the output is complete.
 status "KM-RC $rc"
 status "KM-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 halt_now

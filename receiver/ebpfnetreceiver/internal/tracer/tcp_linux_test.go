@@ -30,19 +30,21 @@ func TestTCPExactBytes(t *testing.T) {
 	sizes := []struct{ send, recv int }{
 		{0, 0}, {1, 7}, {1460, 65536}, {1<<20 + 123, 3}, {5, 2<<20 + 1},
 	}
+	synthetic := map[uint64]string{} // every synthetic cookie reported, and by which end
 	for _, family := range []struct{ name, network, addr string }{
 		{"ipv4", "tcp4", "127.0.0.1:0"}, {"ipv6", "tcp6", "[::1]:0"},
 	} {
 		for _, sz := range sizes {
 			t.Run(fmt.Sprintf("%s/send=%d/recv=%d", family.name, sz.send, sz.recv), func(t *testing.T) {
 				col.t = t
-				exchangeAndCheck(t, col, family.network, family.addr, sz.send, sz.recv)
+				exchangeAndCheck(t, col, family.network, family.addr, sz.send, sz.recv, synthetic)
 			})
 		}
 	}
 }
 
-func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, recv int) {
+func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, recv int, synthetic map[uint64]string) {
+	began := monotonicNow(t)
 	ln := listen(t, network, addr)
 	server := netip.MustParseAddrPort(ln.Addr().String())
 
@@ -87,6 +89,16 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+	// The ends listed before ss asks for their cookies: the connecting one (at ESTABLISHED) and
+	// an accepted one that did I/O. What they report while open must be what they report closed.
+	listedEarly := func(isClient bool) bool { return isClient || send+recv > 0 }
+	activeCookie := map[netip.AddrPort]uint64{}
+	for _, end := range []struct{ local, peer netip.AddrPort }{{client, server}, {server, client}} {
+		if listedEarly(end.local == client) {
+			a := col.waitActive(5*time.Second, func(c conns.Conn) bool { return c.Local == end.local && c.Peer == end.peer })
+			activeCookie[end.local] = a.Cookie
+		}
+	}
 	truth := ssTCP(t, server.Port())
 	srv.Close()
 	cli.Close()
@@ -94,6 +106,7 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 	ends := col.waitClosed(2, 5*time.Second, func(c conns.Conn) bool {
 		return c.Transport == conns.TransportTCP && (c.Local == client && c.Peer == server || c.Local == server && c.Peer == client)
 	})
+	ended := monotonicNow(t)
 	for _, c := range ends {
 		isClient := c.Local == client
 		wantDir, wantSent, wantRecv := conns.DirectionOutgoing, send, recv
@@ -114,7 +127,6 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 			{"received bytes (ss bytes_received)", c.RecvBytes, ss.bytesReceived},
 			{"sent packets (ss data_segs_out)", c.SentPackets, ss.dataSegsOut},
 			{"received packets (ss data_segs_in)", c.RecvPackets, ss.dataSegsIn},
-			{"cookie (ss sk:)", c.Cookie, wantCookie(col.tr, c, ss.cookie)},
 			{"pid", c.PID, pid()},
 			{"netns", c.Netns, selfNetns(t)},
 			{"failure reason", c.TCP.FailureReason, uint16(0)},
@@ -123,6 +135,19 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 			if ch.got != ch.want {
 				t.Errorf("%v end %v->%v: %s = %v, want %v", wantDir, c.Local, c.Peer, ch.what, ch.got, ch.want)
 			}
+		}
+		if err := checkCookie(col.tr.cookies, listedEarly(isClient), c.Cookie, ss.cookie, began, ended); err != nil {
+			t.Errorf("%v end %v->%v: %v", wantDir, c.Local, c.Peer, err)
+		}
+		if a, ok := activeCookie[c.Local]; ok && a != c.Cookie {
+			t.Errorf("%v end %v->%v: cookie %#x while open, %#x closed", wantDir, c.Local, c.Peer, a, c.Cookie)
+		}
+		if c.Cookie&syntheticBit != 0 {
+			name := fmt.Sprintf("%v end %v->%v", wantDir, c.Local, c.Peer)
+			if other, dup := synthetic[c.Cookie]; dup {
+				t.Errorf("%s: synthetic cookie %#x already reported by %s", name, c.Cookie, other)
+			}
+			synthetic[c.Cookie] = name
 		}
 		// The connecting end's name is taken at connect(), the accepted end's at its
 		// first I/O; an accepted socket that never did any has none.
@@ -135,15 +160,43 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 	}
 }
 
-// wantCookie is the cookie ss showed when the kernel lets the tracer ask for
-// cookies (5.12+). Before that a socket has a cookie only once someone asked
-// (ss did, after the tracer first saw it), so the tracer keeps the synthetic
-// id it started with: first-seen time with the top bit set.
-func wantCookie(tr *Tracer, c conns.Conn, ss uint64) uint64 {
-	if tr.cookies || c.Cookie < 1<<63 {
-		return ss
+// syntheticBit marks a cookie the tracer made up (see sock_cookie in bpf/common/sock.h).
+const syntheticBit = uint64(1) << 63
+
+// checkCookie checks an end's reported cookie against ss's. Where the kernel
+// lets the tracer ask for cookies (5.12+), it is always the kernel's, the one
+// ss shows. Before that the tracer can only read one, and a socket has one
+// only once someone asked: an end the tracer listed before ss asked carries a
+// synthetic id, the socket's first-seen time (CLOCK_MONOTONIC, which
+// bpf_ktime_get_ns reads) with the top bit set, so that time must fall within
+// the exchange; an end first listed at its close (after ss) has ss's.
+func checkCookie(cookies, listedBeforeSS bool, got, ss uint64, began, ended uint64) error {
+	if ss == 0 || ss&syntheticBit != 0 {
+		return fmt.Errorf("ss showed no usable cookie (sk:%x)", ss)
 	}
-	return c.Cookie
+	if cookies || !listedBeforeSS {
+		if got != ss {
+			return fmt.Errorf("cookie %#x, want ss's %#x (kernel cookies: %v)", got, ss, cookies)
+		}
+		return nil
+	}
+	if got&syntheticBit == 0 {
+		return fmt.Errorf("cookie %#x: want a synthetic one (top bit set) on a kernel without cookies for tracing programs; ss shows %#x", got, ss)
+	}
+	if seen := got &^ syntheticBit; seen < began || seen > ended {
+		return fmt.Errorf("synthetic cookie %#x: first-seen time %d outside the exchange [%d, %d]", got, seen, began, ended)
+	}
+	return nil
+}
+
+// monotonicNow reads CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns.
+func monotonicNow(t *testing.T) uint64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatalf("clock_gettime: %v", err)
+	}
+	return uint64(ts.Nano())
 }
 
 // TestTCPHalfClose: after shutdown(SHUT_WR) the peer's FIN moves the client's
