@@ -45,26 +45,8 @@ func TestTCPExactBytes(t *testing.T) {
 
 func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, recv int, synthetic map[uint64]string) {
 	began := monotonicNow(t)
-	ln := listen(t, network, addr)
-	server := netip.MustParseAddrPort(ln.Addr().String())
-
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	cli, err := net.Dial(network, server.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	cli, srv := dialPair(t, network, addr)
+	server := netip.MustParseAddrPort(srv.LocalAddr().String())
 	client := netip.MustParseAddrPort(cli.LocalAddr().String())
 
 	payload := bytes.Repeat([]byte("a"), send)
