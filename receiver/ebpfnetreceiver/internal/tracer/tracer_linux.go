@@ -120,7 +120,7 @@ func New(cfg Config) (*Tracer, error) {
 	for _, h := range t.hooks {
 		log.Info("ebpfnet hook attached", zap.String("data", h.Data), zap.String("mode", h.Mode), zap.String("hook", h.Hook), zap.String("gives", h.Gives))
 	}
-	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks))
+	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks))
 	return t, nil
 }
 
