@@ -38,6 +38,8 @@ enum telemetry_counter {
 	TELEMETRY_MISSED_PEER,		   /* unconnected UDP datagram without a known peer address */
 	TELEMETRY_TUPLE_REUSED,		   /* a new UDP socket reused a tuple whose old entry was still there */
 	TELEMETRY_RESCUED,		   /* a backup program handled an event the kernel skipped the primary for */
+	TELEMETRY_LISTEN_MAP_FULL,	   /* listen_ports insert failed: that port's accepts judged by bound port */
+	TELEMETRY_COOKIE_MAP_FULL,	   /* udp_cookies insert failed: that socket's release is not seen */
 	TELEMETRY_COUNTER_MAX,
 };
 

@@ -105,7 +105,8 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 	if (newstate == TCP_LISTEN) {
 		__u32 tgid = current_tgid(); /* listen() runs in the owner's context */
 		listen_key(&pb, sk);
-		bpf_map_update_elem(&listen_ports, &pb, &tgid, BPF_ANY);
+		if (bpf_map_update_elem(&listen_ports, &pb, &tgid, BPF_ANY))
+			count(TELEMETRY_LISTEN_MAP_FULL);
 		return 0;
 	}
 	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {

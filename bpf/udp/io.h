@@ -27,8 +27,8 @@ static __always_inline struct sock_info *udp_sock_get(const struct sock *sk, __u
 			count(TELEMETRY_SOCK_MAP_FULL);
 		return NULL;
 	}
-	if (tracing && cookie_helper)
-		bpf_map_update_elem(&udp_cookies, &init.cookie, &id, BPF_ANY);
+	if (tracing && cookie_helper && bpf_map_update_elem(&udp_cookies, &init.cookie, &id, BPF_ANY))
+		count(TELEMETRY_COOKIE_MAP_FULL); /* its end comes by idle timeout instead */
 	return si;
 }
 

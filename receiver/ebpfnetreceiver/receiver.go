@@ -194,6 +194,8 @@ func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetr
 	add(tb.EbpfnetTracerIterationRestarts, tel.IterationRestarts, last.IterationRestarts)
 	add(tb.EbpfnetTracerRecordsLost, tel.LostRecords, last.LostRecords)
 	add(tb.EbpfnetTracerTupleReused, tel.TupleReused, last.TupleReused)
+	add(tb.EbpfnetTracerListenerTableFull, tel.ListenMapFull, last.ListenMapFull)
+	add(tb.EbpfnetTracerCookieTableFull, tel.CookieMapFull, last.CookieMapFull)
 	add(tb.EbpfnetTracerKernelSkipped, tel.KernelSkipped, last.KernelSkipped)
 	add(tb.EbpfnetTracerRescued, tel.Rescued, last.Rescued)
 	add(tb.EbpfnetAggregationOverflow, stats.Overflowed, 0)

@@ -261,7 +261,7 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 		tel: []conns.Telemetry{
 			{ConnMapFull: 3, LostRecords: 1},
 			{ConnMapFull: 5, LostRecords: 1, ClosedLost: 2, RingReserveFailed: 7, MissedPeer: 4, IterationRestarts: 1, SockMapFull: 9,
-				KernelSkipped: 6, Rescued: 40, TupleReused: 8},
+				KernelSkipped: 6, Rescued: 40, TupleReused: 8, ListenMapFull: 10, CookieMapFull: 11},
 		},
 	}
 	s := newTestScraper(t, createDefaultConfig(), src, metadatatest.NewSettings(tt))
@@ -277,6 +277,8 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 	metadatatest.AssertEqualEbpfnetTracerKernelSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 6}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerRescued(t, tt, []metricdata.DataPoint[int64]{{Value: 40}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerTupleReused(t, tt, []metricdata.DataPoint[int64]{{Value: 8}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerListenerTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 10}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerCookieTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 11}}, opt)
 }
 
 // hookSource is a source that says which kernel hooks it chose.

@@ -172,6 +172,14 @@ type Telemetry struct {
 	// entry was still in the table; the old entry was reported closed at once
 	// (a loss only when that report was lost, counted in ClosedLost).
 	TupleReused uint64
+	// ListenMapFull: a TCP listener could not be recorded (listener table
+	// full); connections accepted on its port are told incoming by their
+	// bound port instead. Not a loss of counts.
+	ListenMapFull uint64
+	// CookieMapFull: a UDP socket's cookie could not be recorded; the cgroup
+	// hook that reports a socket's end cannot name it, so its flows end by
+	// the idle timeout instead (delayed, not lost).
+	CookieMapFull uint64
 	// KernelSkipped: events the kernel did not run the tracer's programs for
 	// (its per-program recursion guard, hit when a program is interrupted or
 	// preempted) and no backup program covered: an estimate of lost events.
@@ -192,6 +200,8 @@ func (t Telemetry) Add(o Telemetry) Telemetry {
 		IterationRestarts: t.IterationRestarts + o.IterationRestarts,
 		LostRecords:       t.LostRecords + o.LostRecords,
 		TupleReused:       t.TupleReused + o.TupleReused,
+		ListenMapFull:     t.ListenMapFull + o.ListenMapFull,
+		CookieMapFull:     t.CookieMapFull + o.CookieMapFull,
 		KernelSkipped:     t.KernelSkipped + o.KernelSkipped,
 		Rescued:           t.Rescued + o.Rescued,
 	}

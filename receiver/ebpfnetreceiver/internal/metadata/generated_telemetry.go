@@ -31,9 +31,11 @@ type TelemetryBuilder struct {
 	EbpfnetAggregationOverflow       metric.Int64Counter
 	EbpfnetTracerClosedLost          metric.Int64Counter
 	EbpfnetTracerConnectionTableFull metric.Int64Counter
+	EbpfnetTracerCookieTableFull     metric.Int64Counter
 	EbpfnetTracerHook                metric.Int64ObservableGauge
 	EbpfnetTracerIterationRestarts   metric.Int64Counter
 	EbpfnetTracerKernelSkipped       metric.Int64Counter
+	EbpfnetTracerListenerTableFull   metric.Int64Counter
 	EbpfnetTracerMissedPeer          metric.Int64Counter
 	EbpfnetTracerRecordsLost         metric.Int64Counter
 	EbpfnetTracerRescued             metric.Int64Counter
@@ -114,6 +116,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerCookieTableFull, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_cookie_table_full",
+		metric.WithDescription("UDP sockets whose cookie could not be recorded (the cookie table, sized by max_tracked_connections, was full), so the hook that reports a socket's end cannot name it; its flows end by udp_idle_timeout instead (delayed, not lost). [Alpha]"),
+		metric.WithUnit("{socket}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerHook, err = builder.meter.Int64ObservableGauge(
 		"otelcol_ebpfnet_tracer_hook",
 		metric.WithDescription("The kernel hook the tracer chose for each piece of data on this kernel, one data point of value 1 per piece of data - ebpfnet.tracer.data names the data, ebpfnet.tracer.hook the kind of hook. [Alpha]"),
@@ -130,6 +138,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_tracer_kernel_skipped",
 		metric.WithDescription("Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. Data is missing. [Alpha]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerListenerTableFull, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_listener_table_full",
+		metric.WithDescription("TCP listeners that could not be recorded (listener table full); connections accepted on their ports are told incoming by their bound port instead. Not a loss of counts. [Alpha]"),
+		metric.WithUnit("{listener}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerMissedPeer, err = builder.meter.Int64Counter(

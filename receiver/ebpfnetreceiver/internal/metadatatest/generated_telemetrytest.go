@@ -69,6 +69,22 @@ func AssertEqualEbpfnetTracerConnectionTableFull(t *testing.T, tt *componenttest
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualEbpfnetTracerCookieTableFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_cookie_table_full",
+		Description: "UDP sockets whose cookie could not be recorded (the cookie table, sized by max_tracked_connections, was full), so the hook that reports a socket's end cannot name it; its flows end by udp_idle_timeout instead (delayed, not lost). [Alpha]",
+		Unit:        "{socket}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_cookie_table_full")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualEbpfnetTracerHook(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_hook",
@@ -111,6 +127,22 @@ func AssertEqualEbpfnetTracerKernelSkipped(t *testing.T, tt *componenttest.Telem
 		},
 	}
 	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_kernel_skipped")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualEbpfnetTracerListenerTableFull(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_listener_table_full",
+		Description: "TCP listeners that could not be recorded (listener table full); connections accepted on their ports are told incoming by their bound port instead. Not a loss of counts. [Alpha]",
+		Unit:        "{listener}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_listener_table_full")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -27,8 +27,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerConnectionTableFull.Add(context.Background(), 1)
+	tb.EbpfnetTracerCookieTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerIterationRestarts.Add(context.Background(), 1)
 	tb.EbpfnetTracerKernelSkipped.Add(context.Background(), 1)
+	tb.EbpfnetTracerListenerTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerMissedPeer.Add(context.Background(), 1)
 	tb.EbpfnetTracerRecordsLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerRescued.Add(context.Background(), 1)
@@ -44,6 +46,9 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualEbpfnetTracerConnectionTableFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerCookieTableFull(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerHook(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -51,6 +56,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerKernelSkipped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerListenerTableFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerMissedPeer(t, testTel,

@@ -150,7 +150,9 @@ const (
 	netflowTelemetryCounterTELEMETRY_MISSED_PEER         netflowTelemetryCounter = 4
 	netflowTelemetryCounterTELEMETRY_TUPLE_REUSED        netflowTelemetryCounter = 5
 	netflowTelemetryCounterTELEMETRY_RESCUED             netflowTelemetryCounter = 6
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 7
+	netflowTelemetryCounterTELEMETRY_LISTEN_MAP_FULL     netflowTelemetryCounter = 7
+	netflowTelemetryCounterTELEMETRY_COOKIE_MAP_FULL     netflowTelemetryCounter = 8
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 9
 )
 
 type netflowUdpPeer struct {

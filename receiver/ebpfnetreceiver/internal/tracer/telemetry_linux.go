@@ -31,6 +31,8 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		IterationRestarts: restarts,
 		LostRecords:       lost,
 		TupleReused:       k[netflowTelemetryCounterTELEMETRY_TUPLE_REUSED],
+		ListenMapFull:     k[netflowTelemetryCounterTELEMETRY_LISTEN_MAP_FULL],
+		CookieMapFull:     k[netflowTelemetryCounterTELEMETRY_COOKIE_MAP_FULL],
 		Rescued:           k[netflowTelemetryCounterTELEMETRY_RESCUED],
 		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
