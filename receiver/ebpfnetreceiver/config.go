@@ -95,12 +95,6 @@ type HistogramMetricConfig struct {
 	Attributes []string `mapstructure:"attributes"`
 }
 
-// The `metrics:` entries this file handles itself.
-const (
-	durationKey = "ebpfnet.connection.duration"
-	rttKey      = "ebpfnet.tcp.rtt"
-)
-
 func createDefaultConfig() *Config {
 	cc := scraperhelper.NewDefaultControllerConfig()
 	cc.CollectionInterval = defaultCollectionInterval
@@ -123,9 +117,16 @@ func createDefaultConfig() *Config {
 	}
 }
 
-// histograms are the histogram entries of `metrics:`, by key.
+// histograms are the histogram entries of `metrics:`, by key: the metrics
+// table's histogram rows.
 func (cfg *Config) histograms() map[string]*HistogramMetricConfig {
-	return map[string]*HistogramMetricConfig{durationKey: &cfg.ConnectionDuration, rttKey: &cfg.TCPRTT}
+	out := map[string]*HistogramMetricConfig{}
+	for _, d := range metrics {
+		if d.histogram != nil {
+			out[d.name] = d.histogram(cfg)
+		}
+	}
+	return out
 }
 
 // Unmarshal takes the histogram entries out of `metrics:` and lets the

@@ -50,9 +50,9 @@ var metrics = [aggregate.NumMetrics]metricDef{
 	aggregate.ConnectionCount:   {name: "ebpfnet.connection.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionCountDataPoint},
 	aggregate.TCPRetransmits:    {name: "ebpfnet.tcp.retransmit.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetTCPRetransmitCountDataPoint},
 	aggregate.TCPFailures:       {name: "ebpfnet.tcp.failure.count", failure: (*metadata.MetricsBuilder).RecordEbpfnetTCPFailureCountDataPoint},
-	aggregate.ConnectionDuration: {name: durationKey, unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration },
+	aggregate.ConnectionDuration: {name: "ebpfnet.connection.duration", unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration },
 		description: "Duration of closed connections, from when the tracer first saw them to their close."},
-	aggregate.TCPRTT: {name: rttKey, unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT },
+	aggregate.TCPRTT: {name: "ebpfnet.tcp.rtt", unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT },
 		description: "Smoothed round-trip time of TCP connections, sampled when the connection closes."},
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -103,11 +104,17 @@ type ebpfnetScraper struct {
 	resolver  resourceResolver
 	agg       *aggregate.Aggregator
 	out       output
+	counters  []tracerCounter // the tracer's counters and the receiver's
 	lastTel   conns.Telemetry
 	startTime time.Time
 }
 
 func (s *ebpfnetScraper) start(context.Context, component.Host) error {
+	counters, err := tracerCounters(s.telemetry)
+	if err != nil {
+		return err
+	}
+	s.counters = counters
 	src, err := s.newSource(s.cfg, s.set.Logger)
 	if err != nil {
 		return fmt.Errorf("start tracer: %w", err) // the tracer's errors say what is missing
@@ -175,28 +182,46 @@ func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	return s.out.build(s.agg.Collect(), snap.Time), nil
 }
 
-// recordTelemetry adds what the tracer's cumulative drop counters grew by
-// since the last poll to the receiver's own counters.
+// tracerCounter is one field of conns.Telemetry and the receiver's counter
+// of it.
+type tracerCounter struct {
+	field   int // index in conns.Telemetry
+	counter metric.Int64Counter
+}
+
+// tracerCounters pairs every field of conns.Telemetry with the generated
+// counter its telemetry tag names; a field without one is an error, so no
+// tracer counter goes unexported.
+func tracerCounters(tb *metadata.TelemetryBuilder) ([]tracerCounter, error) {
+	tt := reflect.TypeFor[conns.Telemetry]()
+	builder := reflect.ValueOf(tb).Elem()
+	out := make([]tracerCounter, 0, tt.NumField())
+	for i := range tt.NumField() {
+		name := "EbpfnetTracer" + tt.Field(i).Tag.Get("telemetry")
+		f := builder.FieldByName(name)
+		c, ok := metric.Int64Counter(nil), false
+		if f.IsValid() {
+			c, ok = f.Interface().(metric.Int64Counter)
+		}
+		if !ok {
+			return nil, fmt.Errorf("conns.Telemetry.%s: no telemetry counter %s", tt.Field(i).Name, name)
+		}
+		out = append(out, tracerCounter{field: i, counter: c})
+	}
+	return out, nil
+}
+
+// recordTelemetry adds what the tracer's cumulative counters grew by since
+// the last poll to the receiver's own counters.
 func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetry, stats aggregate.Stats) {
-	last := s.lastTel
+	cur, prev := reflect.ValueOf(tel), reflect.ValueOf(s.lastTel)
 	s.lastTel = tel
-	add := func(c metric.Int64Counter, cur, prev uint64) {
-		if cur > prev {
-			c.Add(ctx, int64(cur-prev))
+	for _, tc := range s.counters {
+		if c, p := cur.Field(tc.field).Uint(), prev.Field(tc.field).Uint(); c > p {
+			tc.counter.Add(ctx, int64(c-p))
 		}
 	}
-	tb := s.telemetry
-	add(tb.EbpfnetTracerConnectionTableFull, tel.ConnMapFull, last.ConnMapFull)
-	add(tb.EbpfnetTracerSocketTableFull, tel.SockMapFull, last.SockMapFull)
-	add(tb.EbpfnetTracerRingReserveFailed, tel.RingReserveFailed, last.RingReserveFailed)
-	add(tb.EbpfnetTracerClosedLost, tel.ClosedLost, last.ClosedLost)
-	add(tb.EbpfnetTracerMissedPeer, tel.MissedPeer, last.MissedPeer)
-	add(tb.EbpfnetTracerIterationRestarts, tel.IterationRestarts, last.IterationRestarts)
-	add(tb.EbpfnetTracerRecordsLost, tel.LostRecords, last.LostRecords)
-	add(tb.EbpfnetTracerTupleReused, tel.TupleReused, last.TupleReused)
-	add(tb.EbpfnetTracerListenerTableFull, tel.ListenMapFull, last.ListenMapFull)
-	add(tb.EbpfnetTracerCookieTableFull, tel.CookieMapFull, last.CookieMapFull)
-	add(tb.EbpfnetTracerKernelSkipped, tel.KernelSkipped, last.KernelSkipped)
-	add(tb.EbpfnetTracerRescued, tel.Rescued, last.Rescued)
-	add(tb.EbpfnetAggregationOverflow, stats.Overflowed, 0)
+	if stats.Overflowed > 0 {
+		s.telemetry.EbpfnetAggregationOverflow.Add(ctx, int64(stats.Overflowed))
+	}
 }

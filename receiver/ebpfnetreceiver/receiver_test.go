@@ -253,19 +253,26 @@ func TestGoldenOverflow(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 }
 
-func TestTelemetryFollowsTracerCounters(t *testing.T) {
+// scrapeTwice scrapes twice from a source whose telemetry is tel at each
+// poll and returns the receiver's own telemetry.
+func scrapeTwice(t *testing.T, tel [2]conns.Telemetry) *componenttest.Telemetry {
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
 	src := &fakeSource{
 		polls: []conns.Snapshot{{Time: t0.Add(10 * time.Second)}, {Time: t0.Add(20 * time.Second)}},
-		tel: []conns.Telemetry{
-			{ConnMapFull: 3, LostRecords: 1},
-			{ConnMapFull: 5, LostRecords: 1, ClosedLost: 2, RingReserveFailed: 7, MissedPeer: 4, IterationRestarts: 1, SockMapFull: 9,
-				KernelSkipped: 6, Rescued: 40, TupleReused: 8, ListenMapFull: 10, CookieMapFull: 11},
-		},
+		tel:   tel[:],
 	}
 	s := newTestScraper(t, createDefaultConfig(), src, metadatatest.NewSettings(tt))
 	scrapeAll(t, s, 2)
+	return tt
+}
+
+func TestTelemetryFollowsTracerCounters(t *testing.T) {
+	tt := scrapeTwice(t, [2]conns.Telemetry{
+		{ConnMapFull: 3, LostRecords: 1},
+		{ConnMapFull: 5, LostRecords: 1, ClosedLost: 2, RingReserveFailed: 7, MissedPeer: 4, IterationRestarts: 1, SockMapFull: 9,
+			KernelSkipped: 6, Rescued: 40},
+	})
 	opt := metricdatatest.IgnoreTimestamp()
 	metadatatest.AssertEqualEbpfnetTracerConnectionTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 5}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerRecordsLost(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, opt)
@@ -276,6 +283,14 @@ func TestTelemetryFollowsTracerCounters(t *testing.T) {
 	metadatatest.AssertEqualEbpfnetTracerSocketTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 9}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerKernelSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 6}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerRescued(t, tt, []metricdata.DataPoint[int64]{{Value: 40}}, opt)
+}
+
+// TestTelemetryCountsWhatIsNotLost: the counters of what the tracer did
+// another way (tuple reuse, full listener and cookie tables) are exported
+// too, as deltas of the tracer's cumulative values.
+func TestTelemetryCountsWhatIsNotLost(t *testing.T) {
+	tt := scrapeTwice(t, [2]conns.Telemetry{{TupleReused: 2}, {TupleReused: 8, ListenMapFull: 10, CookieMapFull: 11}})
+	opt := metricdatatest.IgnoreTimestamp()
 	metadatatest.AssertEqualEbpfnetTracerTupleReused(t, tt, []metricdata.DataPoint[int64]{{Value: 8}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerListenerTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 10}}, opt)
 	metadatatest.AssertEqualEbpfnetTracerCookieTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 11}}, opt)

@@ -142,69 +142,53 @@ type Snapshot struct {
 	Time time.Time
 }
 
-// Telemetry counts everything the tracer could not record. Each counter is
+// Telemetry counts everything the tracer could not record. Each field's
+// telemetry tag names the receiver's counter of it (ebpfnet_tracer_<name> in
+// metadata.yaml, the generated builder's EbpfnetTracer<name>). Each counter is
 // cumulative since Start. A non-zero drop counter means numbers are missing
 // somewhere; none of them is ever silent.
 type Telemetry struct {
 	// ConnMapFull: a connection could not be inserted because the connection
 	// table was full; its traffic is not counted.
-	ConnMapFull uint64
+	ConnMapFull uint64 `telemetry:"ConnectionTableFull"`
 	// SockMapFull: a socket could not be tracked because the socket table was
 	// full. Counted per attempt: a socket that keeps doing I/O counts again.
-	SockMapFull uint64
+	SockMapFull uint64 `telemetry:"SocketTableFull"`
 	// RingReserveFailed: a closed connection did not fit in the ring buffer and
 	// was left in the connection table for the next poll to collect (not lost).
-	RingReserveFailed uint64
+	RingReserveFailed uint64 `telemetry:"RingReserveFailed"`
 	// ClosedLost: a closed connection's final counters were lost (ring buffer
 	// full and the table entry could not be kept).
-	ClosedLost uint64
+	ClosedLost uint64 `telemetry:"ClosedLost"`
 	// MissedPeer: a datagram on an unconnected UDP socket whose peer address
 	// was not seen (recv without an address buffer); counted under the
 	// unspecified peer.
-	MissedPeer uint64
+	MissedPeer uint64 `telemetry:"MissedPeer"`
 	// IterationRestarts: times a poll's walk of the kernel tables was upset by
 	// changes under it: an entry met twice (reported once) or a walk that
 	// stopped early. Not a loss; a high rate means a very busy table.
-	IterationRestarts uint64
+	IterationRestarts uint64 `telemetry:"IterationRestarts"`
 	// LostRecords: ring-buffer records user space could not decode.
-	LostRecords uint64
+	LostRecords uint64 `telemetry:"RecordsLost"`
 	// TupleReused: a new UDP socket reused the tuple of an ended one whose
 	// entry was still in the table; the old entry was reported closed at once
 	// (a loss only when that report was lost, counted in ClosedLost).
-	TupleReused uint64
+	TupleReused uint64 `telemetry:"TupleReused"`
 	// ListenMapFull: a TCP listener could not be recorded (listener table
 	// full); connections accepted on its port are told incoming by their
 	// bound port instead. Not a loss of counts.
-	ListenMapFull uint64
+	ListenMapFull uint64 `telemetry:"ListenerTableFull"`
 	// CookieMapFull: a UDP socket's cookie could not be recorded; the cgroup
 	// hook that reports a socket's end cannot name it, so its flows end by
 	// the idle timeout instead (delayed, not lost).
-	CookieMapFull uint64
+	CookieMapFull uint64 `telemetry:"CookieTableFull"`
 	// KernelSkipped: events the kernel did not run the tracer's programs for
 	// (its per-program recursion guard, hit when a program is interrupted or
 	// preempted) and no backup program covered: an estimate of lost events.
-	KernelSkipped uint64
+	KernelSkipped uint64 `telemetry:"KernelSkipped"`
 	// Rescued: events a backup program handled because the kernel skipped the
 	// primary. Not a loss; shows how often the guard bites on this host.
-	Rescued uint64
-}
-
-// Add returns the sum of t and o, field by field.
-func (t Telemetry) Add(o Telemetry) Telemetry {
-	return Telemetry{
-		ConnMapFull:       t.ConnMapFull + o.ConnMapFull,
-		SockMapFull:       t.SockMapFull + o.SockMapFull,
-		RingReserveFailed: t.RingReserveFailed + o.RingReserveFailed,
-		ClosedLost:        t.ClosedLost + o.ClosedLost,
-		MissedPeer:        t.MissedPeer + o.MissedPeer,
-		IterationRestarts: t.IterationRestarts + o.IterationRestarts,
-		LostRecords:       t.LostRecords + o.LostRecords,
-		TupleReused:       t.TupleReused + o.TupleReused,
-		ListenMapFull:     t.ListenMapFull + o.ListenMapFull,
-		CookieMapFull:     t.CookieMapFull + o.CookieMapFull,
-		KernelSkipped:     t.KernelSkipped + o.KernelSkipped,
-		Rescued:           t.Rescued + o.Rescued,
-	}
+	Rescued uint64 `telemetry:"Rescued"`
 }
 
 // Drops returns the sum of the counters that mean data was lost.
