@@ -280,7 +280,8 @@ func TestClosedConnectionInNextPoll(t *testing.T) {
 
 // waitSocketsGone waits until no TCP socket but TIME-WAIT ones (which are no
 // longer sockets a process holds) has port at either end: /proc/net/tcp
-// lists every socket of this namespace with its state.
+// lists every IPv4 TCP socket of this namespace with its state (the test's
+// connection is IPv4).
 func waitSocketsGone(t *testing.T, port int) {
 	t.Helper()
 	hexPort := fmt.Sprintf(":%04X", port)

@@ -292,3 +292,16 @@ func dialPair(t *testing.T, network, addr string) (cli, srv net.Conn) {
 	t.Cleanup(func() { srv.Close() })
 	return cli, srv
 }
+
+// waitFor polls cond until it holds, or fails after timeout saying what it
+// last saw (format with what()'s value).
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, format string, what func() any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: "+format, timeout, what())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

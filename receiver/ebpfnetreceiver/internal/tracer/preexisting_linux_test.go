@@ -3,6 +3,7 @@
 package tracer
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -41,23 +42,17 @@ func TestConnectionOpenBeforeStart(t *testing.T) {
 	move(t, cli, srv, toServer)
 	move(t, srv, cli, toClient)
 	want := map[netip.AddrPort][2]uint64{client: {toServer, toClient}, server: {toClient, toServer}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	got := map[netip.AddrPort][2]uint64{}
+	waitFor(t, 10*time.Second, func() bool {
 		col.poll()
-		got := map[netip.AddrPort][2]uint64{}
+		clear(got)
 		for _, a := range col.active {
 			if mine(a) {
 				got[a.Local] = [2]uint64{a.SentBytes, a.RecvBytes}
 			}
 		}
-		if len(got) == 2 && got[client] == want[client] && got[server] == want[server] {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the tracer started: ends show (sent, received) %v, want %v", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(got) == 2 && got[client] == want[client] && got[server] == want[server]
+	}, "after the tracer started: ends show (sent, received) %v, want "+fmt.Sprint(want), func() any { return got })
 }
 
 // move writes n bytes on from and reads all of them on to.

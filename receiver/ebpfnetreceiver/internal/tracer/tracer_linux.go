@@ -5,6 +5,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,12 +60,12 @@ func New(cfg Config) (*Tracer, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.Hooks != "" && !slices.Contains(HookModes, cfg.Hooks) {
+		return nil, fmt.Errorf("hooks %q: want one of %s", cfg.Hooks, strings.Join(HookModes, ", "))
+	}
 	force := cfg.Hooks
 	if force == HooksAuto {
 		force = ""
-	}
-	if force != "" && force != ModeTracepoint && force != ModeFentry && force != ModeKprobe {
-		return nil, fmt.Errorf("hooks %q: want one of %s", cfg.Hooks, strings.Join(HookModes, ", "))
 	}
 	if err := checkPrerequisites(); err != nil {
 		return nil, err

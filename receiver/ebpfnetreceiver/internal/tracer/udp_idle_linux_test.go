@@ -155,16 +155,3 @@ func pktinfo(src [4]byte) []byte {
 	(*unix.Inet4Pktinfo)(unsafe.Pointer(&b[unix.CmsgLen(0)])).Spec_dst = src
 	return b
 }
-
-// waitFor polls cond until it holds, or fails after timeout saying what it
-// last saw (format with what()'s value).
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, format string, what func() any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+format, timeout, what())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
