@@ -7,7 +7,8 @@
  *   enet_tp_*  tp_btf (BTF-typed tracepoints)   enet_tb_*  their backups (maps/guard.h)
  *   enet_rt_*  raw tracepoints
  *   enet_fx_*  fexit                            enet_kp_* / enet_kr_*  kprobe / kretprobe
- *   enet_cg_*  cgroup hooks                     enet_pr_*  load-time probes, never attached */
+ *   enet_cg_*  cgroup hooks                     enet_it_*  BPF iterators, read at each poll
+ *   enet_pr_*  load-time probes, never attached */
 #include "common/vmlinux.h"
 #include "common/arch.h"
 #include <bpf/bpf_helpers.h>
@@ -19,6 +20,7 @@
 #include "common/types.h"
 #include "tcp/state.h"
 #include "tcp/io.h"
+#include "tcp/iter.h"
 #include "udp/peer.h"
 #include "udp/io.h"
 #include "maps/io_args.h"
@@ -326,6 +328,14 @@ int BPF_KPROBE(enet_kp_udp6free, struct sock *sk)
 {
 	udp_release(sock_id(sk));
 	return 0;
+}
+
+/* ---- The poll's read of the connection table (tcp/iter.h) ---- */
+
+SEC("iter/bpf_map_elem")
+int enet_it_conns(struct bpf_iter__bpf_map_elem *ctx)
+{
+	return conns_iter(ctx);
 }
 
 /* ---- Load-time probe: may tracing programs ask for socket cookies (5.12+)? ---- */

@@ -65,6 +65,7 @@ enum guard_slot {
 enum record_kind {
 	RECORD_CONN_CLOSED = 1,	 /* tuple + final value of a closed connection */
 	RECORD_SOCK_RELEASED = 2, /* a UDP socket was released: value.stats.sock_id names it */
+	RECORD_CONN_OPEN = 3,	  /* tuple + value of a table entry, from the conns iterator (tcp/iter.h) */
 };
 
 /* Key of the connection table. Addresses are 16 bytes as they lie in memory (network byte
@@ -90,11 +91,11 @@ struct protocol_stack {
 };
 
 struct conn_stats {
-	__u64 sent_bytes;   /* payload bytes sent by the local end */
+	__u64 sent_bytes;   /* payload bytes sent by the local end (TCP: tcp/counters.h) */
 	__u64 recv_bytes;   /* payload bytes received by the local end */
 	__u64 sent_packets; /* TCP: data segments (tcp_sock.data_segs_out); UDP: datagrams */
 	__u64 recv_packets; /* TCP: data segments (tcp_sock.data_segs_in); UDP: datagrams */
-	__u64 timestamp;    /* last update, ns of CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 timestamp;    /* UDP: last datagram; TCP: when the counters were read. ns of CLOCK_MONOTONIC */
 	__u64 start;	    /* when the connection was first seen, ns of CLOCK_MONOTONIC */
 	__u64 duration;	    /* closed connections: ns from start to close */
 	__u64 cookie;	    /* the kernel's socket cookie (ss -e "sk:" shows it); see sock_cookie() */
@@ -122,7 +123,7 @@ struct conn_value {
 	struct tcp_stats tcp;
 };
 
-/* One ring-buffer record. */
+/* One record of the closed ring or the conns iterator. */
 struct conn_record {
 	__u32 kind; /* enum record_kind */
 	__u32 _pad;
@@ -135,9 +136,11 @@ struct sock_info {
 	struct conn_tuple tuple; /* valid once tracked is set */
 	__u64 start;		 /* first seen, ns of CLOCK_MONOTONIC */
 	__u64 cookie;		 /* socket cookie, or a synthetic one (see sock_cookie) */
+	__u64 sent_base;	 /* TCP: payload sent before the tracer saw the socket (tcp/counters.h) */
+	__u64 recv_base;	 /* TCP: payload received likewise */
 	__u32 pid_hint;		 /* tgid that called connect(), or the listener's owner for accepted sockets */
-	__u32 segs_out_base;	 /* data_segs_out when first seen (non-zero only for sockets older than the tracer) */
-	__u32 segs_in_base;	 /* data_segs_in likewise */
+	__u32 segs_out_base;	 /* TCP: data_segs_out likewise */
+	__u32 segs_in_base;	 /* TCP: data_segs_in likewise */
 	__u16 transitions;	 /* bit n set when the socket entered TCP state n */
 	__u16 failure_reason;	 /* sk_err when the socket entered CLOSE (the app clears it on read) */
 	__u8 direction;		 /* enum conn_direction */

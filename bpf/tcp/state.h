@@ -4,10 +4,10 @@
  * Why these hooks: every TCP socket passes through inet_sock_set_state on each state change
  * (connect, accept, listen, close, reset, timeout), in the kernel's own words, with no
  * per-packet cost; it tells direction exactly (SYN_SENT: we connected; SYN_RECV: we accepted).
- * The final counters are read at tcp_destroy_sock, not on entering CLOSE: after shutdown(WR)
- * a FIN from the peer moves the socket to CLOSE (through TIME_WAIT) while the application can
- * still read what is queued, and those bytes belong to the connection. A socket is destroyed
- * only once it is in CLOSE and the application has closed it, so nothing can follow. */
+ * The final record is taken at tcp_destroy_sock: a socket is destroyed only once it is in CLOSE
+ * and the application has closed it, so nothing can follow, and an accepted socket's owner has
+ * had every chance to show itself by I/O. Its counts are the kernel's (counters.h), final since
+ * the socket entered CLOSE. */
 #ifndef EBPFNET_TCP_STATE_H
 #define EBPFNET_TCP_STATE_H
 
@@ -75,9 +75,7 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool 
 		si->cookie = sock_cookie(sk, tracing, si->start); /* user space never saw it: take the final one */
 		conn_init(&final, si, id, 0);
 	}
-	__u32 out = tcp_data_segs_out(sk), in = tcp_data_segs_in(sk);
-	final.stats.sent_packets = out - si->segs_out_base;
-	final.stats.recv_packets = in - si->segs_in_base;
+	tcp_counts(&final.stats, sk, si);
 	final.stats.timestamp = now;
 	final.stats.duration = now - final.stats.start;
 

@@ -56,6 +56,7 @@ const (
 	ModeFentry     = "fentry"     // fexit/fentry trampolines on kernel functions (5.5+)
 	ModeKprobe     = "kprobe"     // kprobe/kretprobe (CONFIG_KPROBES)
 	ModeCgroup     = "cgroup"     // cgroup hooks on the cgroup2 root; chosen, never forced
+	ModeIterator   = "iterator"   // a BPF iterator (5.9+) that the poll reads; chosen, never forced
 )
 
 // HooksAuto lets the tracer pick the best hook per data point (Config.Hooks).
@@ -66,9 +67,9 @@ var HookModes = []string{HooksAuto, ModeTracepoint, ModeFentry, ModeKprobe}
 
 // Hook is the kernel hook the tracer chose for one piece of data.
 type Hook struct {
-	Data  string // tcp_state, tcp_destroy, payload, udp_peers, udp_end
-	Mode  string // ModeTracepoint, ModeFentry, ModeKprobe, ModeCgroup
-	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup
+	Data  string // tcp_state, tcp_destroy, tcp_counts, payload, udp_peers, udp_end
+	Mode  string // ModeTracepoint, ModeFentry, ModeKprobe, ModeCgroup, ModeIterator
+	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup, iter
 	Gives string // what the data is, for people
 }
 

@@ -28,7 +28,7 @@ func TestABISizes(t *testing.T) {
 		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
 		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 112},
 		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 168},
-		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 104},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 120},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 	} {

@@ -14,6 +14,7 @@ const (
 	attachKprobe                      // kprobe on target
 	attachKretprobe                   // kretprobe on target
 	attachCgroup                      // cgroup program on the cgroup2 root
+	attachIter                        // BPF iterator over the map named by target, read at each poll
 )
 
 // role is what a program's skips by the kernel's recursion guard cost.
@@ -109,6 +110,11 @@ func kretprobe(spec *ebpf.ProgramSpec, fn string) program {
 
 func cgroup(spec *ebpf.ProgramSpec) program { return program{spec: spec, kind: attachCgroup} }
 
+// iterator is a BPF iterator over the elements of the object's map named m.
+func iterator(spec *ebpf.ProgramSpec, m string) program {
+	return program{spec: spec, kind: attachIter, target: m}
+}
+
 func optional(p program) program {
 	p.optional = true
 	return p
@@ -125,7 +131,10 @@ func hookTable(p *netflowProgramSpecs) []dataPoint {
 			{ModeTracepoint, hookTPBTF, withBackup(p.EnetTpDestroy, p.EnetTbDestroy, "tcp_destroy_sock")},
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtDestroy, "tcp_destroy_sock")}},
 		}},
-		{name: dataPayload, gives: "bytes and packets sent and received", candidates: []candidate{
+		{name: "tcp_counts", gives: "the counts of open TCP connections, at each poll", candidates: []candidate{
+			{ModeIterator, "iter", []program{iterator(p.EnetItConns, "conns")}},
+		}},
+		{name: dataPayload, gives: "UDP payload, and the owners of TCP connections", candidates: []candidate{
 			{ModeTracepoint, hookTPBTF, append(withBackup(p.EnetTpSend, p.EnetTbSend, "sock_send_length"),
 				withBackup(p.EnetTpRecv, p.EnetTbRecv, "sock_recv_length")...)},
 			{ModeFentry, hookFexit, []program{

@@ -22,7 +22,7 @@ func TestHookModes(t *testing.T) {
 	for _, mode := range []string{ModeTracepoint, ModeFentry, ModeKprobe} {
 		tr, err := New(Config{Hooks: mode, Logger: zaptest.NewLogger(t)})
 		if err != nil {
-			if !errors.Is(err, ErrHookUnavailable) || !strings.Contains(err.Error(), "bytes and packets") {
+			if !errors.Is(err, ErrHookUnavailable) || !strings.Contains(err.Error(), "UDP payload") {
 				t.Errorf("hooks=%s: error does not say which hook is missing: %v", mode, err)
 			}
 			t.Logf("hooks=%s unavailable on this kernel: %v", mode, err)

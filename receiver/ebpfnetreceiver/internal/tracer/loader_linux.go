@@ -110,7 +110,7 @@ func (l *loader) tryCandidate(c candidate) error {
 // hooks are not checked (their load or attach says).
 func (l *loader) pick(p program) (*ebpf.ProgramSpec, error) {
 	switch p.kind {
-	case attachRawTP, attachCgroup:
+	case attachRawTP, attachCgroup, attachIter:
 		return p.spec, nil
 	case attachTPBTF:
 		var td *btf.Typedef
@@ -173,8 +173,24 @@ func (l *loader) attach(p program, ps *ebpf.ProgramSpec, prog *ebpf.Program) (li
 		return link.Kretprobe(p.target, prog, nil)
 	case attachCgroup:
 		return link.AttachCgroup(link.CgroupOptions{Path: l.cgroupPath, Attach: ps.AttachType, Program: prog})
+	case attachIter:
+		m, ok := l.maps[p.target]
+		if !ok {
+			return nil, fmt.Errorf("iterator over map %s: no such map in the object", p.target)
+		}
+		return link.AttachIter(link.IterOptions{Program: prog, Map: m})
 	}
 	return nil, fmt.Errorf("unknown attach kind %d", p.kind)
+}
+
+// iterator returns the attached BPF iterator, or nil when none is.
+func (l *loader) iterator() *link.Iter {
+	for _, lk := range l.links {
+		if it, ok := lk.(*link.Iter); ok {
+			return it
+		}
+	}
+	return nil
 }
 
 // close detaches and unloads every program the loader attached.

@@ -102,6 +102,7 @@ type netflowRecordKind uint32
 const (
 	netflowRecordKindRECORD_CONN_CLOSED   netflowRecordKind = 1
 	netflowRecordKindRECORD_SOCK_RELEASED netflowRecordKind = 2
+	netflowRecordKindRECORD_CONN_OPEN     netflowRecordKind = 3
 )
 
 type netflowSockInfo struct {
@@ -109,6 +110,8 @@ type netflowSockInfo struct {
 	Tuple         netflowConnTuple
 	Start         uint64
 	Cookie        uint64
+	SentBase      uint64
+	RecvBase      uint64
 	PidHint       uint32
 	SegsOutBase   uint32
 	SegsInBase    uint32
@@ -193,6 +196,7 @@ const (
 	netflowProgEnetFxUrecv5          = "enet_fx_urecv5"
 	netflowProgEnetFxUrecv6          = "enet_fx_urecv6"
 	netflowProgEnetFxUsend           = "enet_fx_usend"
+	netflowProgEnetItConns           = "enet_it_conns"
 	netflowProgEnetKpTpage           = "enet_kp_tpage"
 	netflowProgEnetKpTrecv5          = "enet_kp_trecv5"
 	netflowProgEnetKpTrecv6          = "enet_kp_trecv6"
@@ -294,6 +298,7 @@ type netflowProgramSpecs struct {
 	EnetFxUrecv5   *ebpf.ProgramSpec `ebpf:"enet_fx_urecv5"`
 	EnetFxUrecv6   *ebpf.ProgramSpec `ebpf:"enet_fx_urecv6"`
 	EnetFxUsend    *ebpf.ProgramSpec `ebpf:"enet_fx_usend"`
+	EnetItConns    *ebpf.ProgramSpec `ebpf:"enet_it_conns"`
 	EnetKpTpage    *ebpf.ProgramSpec `ebpf:"enet_kp_tpage"`
 	EnetKpTrecv5   *ebpf.ProgramSpec `ebpf:"enet_kp_trecv5"`
 	EnetKpTrecv6   *ebpf.ProgramSpec `ebpf:"enet_kp_trecv6"`
@@ -439,6 +444,7 @@ type netflowPrograms struct {
 	EnetFxUrecv5   *ebpf.Program `ebpf:"enet_fx_urecv5"`
 	EnetFxUrecv6   *ebpf.Program `ebpf:"enet_fx_urecv6"`
 	EnetFxUsend    *ebpf.Program `ebpf:"enet_fx_usend"`
+	EnetItConns    *ebpf.Program `ebpf:"enet_it_conns"`
 	EnetKpTpage    *ebpf.Program `ebpf:"enet_kp_tpage"`
 	EnetKpTrecv5   *ebpf.Program `ebpf:"enet_kp_trecv5"`
 	EnetKpTrecv6   *ebpf.Program `ebpf:"enet_kp_trecv6"`
@@ -490,6 +496,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetFxUrecv5,
 		p.EnetFxUrecv6,
 		p.EnetFxUsend,
+		p.EnetItConns,
 		p.EnetKpTpage,
 		p.EnetKpTrecv5,
 		p.EnetKpTrecv6,

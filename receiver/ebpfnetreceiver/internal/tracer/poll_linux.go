@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
@@ -154,47 +157,66 @@ func walkTable(tbl connTable, released map[uint64]struct{}, idleBefore uint64, c
 	})
 }
 
-// kernelTable is the BPF connection table, with the buffers a walk needs kept
-// from one poll to the next (one poll at a time).
+// kernelTable is the BPF connection table, read through its BPF iterator
+// (bpf/tcp/iter.h: open TCP connections come with the kernel's counts of the
+// moment), with the buffers a walk needs kept from one poll to the next (one
+// poll at a time).
 type kernelTable struct {
 	m    *ebpf.Map
-	keys []netflowConnTuple
-	vals []netflowConnValue
+	it   *link.Iter
+	buf  []byte
 	seen map[netflowConnTuple]struct{}
 	// revisits counts entries a walk met twice because the table changed under
 	// it (Telemetry's IterationRestarts).
 	revisits uint64
 }
 
-func newKernelTable(m *ebpf.Map) *kernelTable {
-	const batch = 4096
-	return &kernelTable{m: m, keys: make([]netflowConnTuple, batch), vals: make([]netflowConnValue, batch), seen: map[netflowConnTuple]struct{}{}}
+// iterReadBytes is how much one read of the iterator asks for: the kernel
+// runs the program for the entries that fit, about 390 records.
+const iterReadBytes = 64 << 10
+
+func newKernelTable(m *ebpf.Map, it *link.Iter) *kernelTable {
+	return &kernelTable{m: m, it: it, buf: make([]byte, iterReadBytes+recordSize), seen: map[netflowConnTuple]struct{}{}}
 }
 
-// walk reads the table in batches of 4096 (one syscall each, not two per
-// entry). A batch walk can revisit a bucket when entries move under it; an
-// entry is passed to fn once.
+// walk reads every entry of the table from a new run of the iterator. A read
+// can end inside a record: the rest comes with the next. A hash table walk can
+// revisit a bucket when entries move under it; an entry is passed to fn once.
 func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
-	keys, vals, seen := kt.keys, kt.vals, kt.seen
-	clear(seen) // keeps its buckets for the next walk
-	var cursor ebpf.MapBatchCursor
+	if kt.it == nil {
+		return errors.New("walk connection table: no iterator attached")
+	}
+	rd, err := kt.it.Open()
+	if err != nil {
+		return fmt.Errorf("walk connection table: %w", err)
+	}
+	defer rd.Close()
+	clear(kt.seen) // keeps its buckets for the next walk
+	held := 0
 	for {
-		n, err := kt.m.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			if _, dup := seen[keys[i]]; dup {
+		n, rerr := rd.Read(kt.buf[held:])
+		held += n
+		off := 0
+		for ; held-off >= recordSize; off += recordSize {
+			rec := (*netflowConnRecord)(unsafe.Pointer(&kt.buf[off]))
+			if _, dup := kt.seen[rec.Tuple]; dup {
 				kt.revisits++
 				continue
 			}
-			seen[keys[i]] = struct{}{}
-			if ferr := fn(&keys[i], &vals[i]); ferr != nil {
-				return ferr
+			kt.seen[rec.Tuple] = struct{}{}
+			if err := fn(&rec.Tuple, &rec.Value); err != nil {
+				return err
 			}
 		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
+		held = copy(kt.buf, kt.buf[off:held])
+		if errors.Is(rerr, io.EOF) || (rerr == nil && n == 0) {
+			if held != 0 {
+				return fmt.Errorf("walk connection table: %d bytes of a partial record at the end", held)
+			}
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("walk connection table: %w", err)
+		if rerr != nil {
+			return fmt.Errorf("walk connection table: %w", rerr)
 		}
 	}
 }

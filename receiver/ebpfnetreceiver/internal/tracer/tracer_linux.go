@@ -106,12 +106,12 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.table = newKernelTable(t.objs.Conns)
 	t.loader = &loader{spec: spec, maps: byName, cgroupPath: cgroupPath, kernelBTF: kernelBTF, log: log}
 	t.hooks, err = t.loader.choose(hookTable(&specs.netflowProgramSpecs), allowHooks(force, cookies))
 	if err != nil {
 		return nil, errors.Join(err, t.loader.close(), t.closeMaps())
 	}
+	t.table = newKernelTable(t.objs.Conns, t.loader.iterator())
 	t.reader, err = ringbuf.NewReader(t.objs.Closed)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open ring buffer: %w", err), t.loader.close(), t.closeMaps())
