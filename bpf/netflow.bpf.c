@@ -38,20 +38,23 @@ const enum conn_direction *unused_conn_direction __attribute__((unused));
 const enum record_kind *unused_record_kind __attribute__((unused));
 const enum sock_track_state *unused_sock_track_state __attribute__((unused));
 
-/* Payload of one send or receive call, from whichever hook saw it return. `tracing` is a
+/* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
+ * returns after one lookup: the kernel counts its bytes (tcp/counters.h). `tracing` is a
  * compile-time constant: true for tp_btf and fexit programs. */
 static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing)
 {
-	if (!send && (flags & MSG_PEEK))
-		return; /* peeked bytes are read again later */
+	__u64 id = sock_id(sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	if (si && (si->tuple.metadata & CONN_TCP) && si->tracked != SOCK_TUPLE_KNOWN)
+		return;
 	__u16 family = sk_family(sk);
 	if (family != AF_INET && family != AF_INET6)
 		return;
 	__u16 proto = sk_protocol(sk);
 	if (proto == IPPROTO_TCP)
-		tcp_io(sk, ret, send, tracing);
-	else if (proto == IPPROTO_UDP)
-		udp_io(sk, ret, send, tracing);
+		tcp_io(sk, si, id, ret, send, tracing);
+	else if (proto == IPPROTO_UDP && !(!send && (flags & MSG_PEEK))) /* peeked bytes are read again later */
+		udp_io(sk, si, id, ret, send, tracing);
 }
 
 /* ---- TCP life cycle: sock:inet_sock_set_state and tcp:tcp_destroy_sock (5.10+) ----

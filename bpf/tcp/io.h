@@ -54,16 +54,13 @@ static __always_inline struct sock_info *tcp_adopt(const struct sock *sk, __u64 
 	return bpf_map_lookup_elem(&socks, &id);
 }
 
-/* A send or receive call on a TCP socket. The kernel counts the bytes (counters.h); this only
- * names the owner: the first call on a socket runs in the context of the process that owns it.
- * A socket whose owner is known costs one lookup. */
-static __always_inline void tcp_io(const struct sock *sk, int ret, bool send, const bool tracing)
+/* A send or receive call on a TCP socket the tracer does not know the owner of yet (si, NULL
+ * when it has no entry). The kernel counts the bytes (counters.h); this names the owner: the
+ * first call on a socket runs in the context of the process that owns it. */
+static __always_inline void tcp_io(const struct sock *sk, struct sock_info *si, __u64 id, int ret, bool send,
+				   const bool tracing)
 {
 	if (ret <= 0)
-		return;
-	__u64 id = sock_id(sk);
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
-	if (si && si->tracked != SOCK_UNTRACKED && si->tracked != SOCK_TUPLE_KNOWN)
 		return;
 	if (!si) {
 		if (sk_state(sk) == TCP_CLOSE)

@@ -8,11 +8,11 @@
 #include "../maps/udp_pending.h"
 #include "../maps/udp_cookies.h"
 
-/* The socket's entry, registered on its first datagram so that its end is reported (see
- * udp_release). NULL when the socket table is full (counted). */
-static __always_inline struct sock_info *udp_sock_get(const struct sock *sk, __u64 id, __u64 now, const bool tracing)
+/* The socket's entry (si, looked up by the caller), registered on its first datagram so that its
+ * end is reported (see udp_release). NULL when the socket table is full (counted). */
+static __always_inline struct sock_info *udp_sock_get(struct sock_info *si, const struct sock *sk, __u64 id, __u64 now,
+						      const bool tracing)
 {
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (si)
 		return si;
 	struct sock_info init = {};
@@ -32,7 +32,8 @@ static __always_inline struct sock_info *udp_sock_get(const struct sock *sk, __u
 	return si;
 }
 
-static __always_inline void udp_io(const struct sock *sk, int ret, bool send, const bool tracing)
+static __always_inline void udp_io(const struct sock *sk, struct sock_info *si, __u64 id, int ret, bool send,
+				   const bool tracing)
 {
 	/* The address hook's peer belongs to this syscall only: take it even if the call failed. */
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -59,9 +60,8 @@ static __always_inline void udp_io(const struct sock *sk, int ret, bool send, co
 		count(TELEMETRY_MISSED_PEER);
 	}
 
-	__u64 id = sock_id(sk);
 	__u64 now = bpf_ktime_get_ns();
-	struct sock_info *si = udp_sock_get(sk, id, now, tracing);
+	si = udp_sock_get(si, sk, id, now, tracing);
 	if (!si)
 		return;
 	/* UDP has no handshake: the side that spoke first opened the flow, as conntrack sees it.
