@@ -21,6 +21,7 @@
 #include "tcp/state.h"
 #include "tcp/io.h"
 #include "tcp/iter.h"
+#include "tcp/sockops.h"
 #include "udp/peer.h"
 #include "udp/io.h"
 #include "maps/io_args.h"
@@ -105,6 +106,15 @@ SEC("raw_tp/tcp_destroy_sock")
 int BPF_PROG(enet_rt_destroy, struct sock *sk)
 {
 	return handle_tcp_destroy(sk, false);
+}
+
+/* ---- TCP life cycle without a recursion guard: cgroup sock_ops (tcp/sockops.h) ---- */
+
+SEC("sockops")
+int enet_cg_sockops(struct bpf_sock_ops *ops)
+{
+	handle_sockops(ops);
+	return 1;
 }
 
 /* ---- Payload, mode "tracepoint": sock:sock_send_length / sock_recv_length (6.3+) ----

@@ -4,10 +4,10 @@
  * Why these hooks: every TCP socket passes through inet_sock_set_state on each state change
  * (connect, accept, listen, close, reset, timeout), in the kernel's own words, with no
  * per-packet cost; it tells direction exactly (SYN_SENT: we connected; SYN_RECV: we accepted).
- * The final record is taken at tcp_destroy_sock: a socket is destroyed only once it is in CLOSE
- * and the application has closed it, so nothing can follow, and an accepted socket's owner has
- * had every chance to show itself by I/O. Its counts are the kernel's (counters.h), final since
- * the socket entered CLOSE. */
+ * The final record of a connection established while the tracer runs is taken by sock_ops when
+ * the socket enters CLOSE (sockops.h); tcp_destroy_sock takes it for the rest (sockets older than
+ * the tracer, and any socket that reached CLOSE before its callbacks were asked for). Either way its
+ * counts are the kernel's (counters.h), final since the socket entered CLOSE. */
 #ifndef EBPFNET_TCP_STATE_H
 #define EBPFNET_TCP_STATE_H
 
@@ -50,14 +50,12 @@ static __always_inline __u32 listener_owner(const struct sock *sk)
 	return owner ? *owner : 0;
 }
 
-/* The socket is destroyed: read the final counters and hand the connection over, exactly once. */
-static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool tracing)
+/* The connection is over: its final record, handed over exactly once (the socket's entry goes).
+ * `cookie` is the socket's cookie as the calling program can get it, for a connection user space
+ * never saw; `reason` the error it ended with. */
+static __always_inline void tcp_close_record(const struct sock *sk, struct sock_info *si, __u64 id, __u64 cookie,
+					     __u16 reason)
 {
-	__u64 id = sock_id(sk);
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
-	if (!si)
-		return 0; /* never connected, a listener, or idle since before the tracer started */
-
 	__u64 now = bpf_ktime_get_ns();
 	struct conn_value final = {};
 	struct conn_value *v = NULL;
@@ -67,12 +65,12 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool 
 	if (v) {
 		final = *v;
 	} else {
-		/* Closed before any payload (refused, reset, accepted and closed): report it under
-		 * the pid that connected or listened. A connect that never got established has
-		 * lost its local port by now (reported as 0); everything else was taken in time. */
+		/* Closed before its owner did I/O (refused, reset, accepted and closed): report it
+		 * under the pid that connected or listened. A connect that never got established has
+		 * lost its local port at destroy (reported as 0); everything else was taken in time. */
 		if (si->tracked == SOCK_UNTRACKED)
 			tcp_tuple(&si->tuple, sk, si->pid_hint);
-		si->cookie = sock_cookie(sk, tracing, si->start); /* user space never saw it: take the final one */
+		si->cookie = cookie;
 		conn_init(&final, si, id, 0);
 	}
 	tcp_counts(&final.stats, sk, si);
@@ -84,10 +82,21 @@ static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool 
 	final.tcp.rtt_var = BPF_CORE_READ(tp, mdev_us) >> 2;
 	final.tcp.retransmits = BPF_CORE_READ(tp, total_retrans);
 	final.tcp.state_transitions = si->transitions | (1 << TCP_CLOSE);
-	final.tcp.failure_reason = si->failure_reason;
+	final.tcp.failure_reason = reason;
 
 	conn_emit_closed(&si->tuple, &final, v != NULL);
 	bpf_map_delete_elem(&socks, &id);
+}
+
+/* The socket is destroyed: for a connection the sock_ops close (sockops.h) did not report, the
+ * final record now. */
+static __always_inline int handle_tcp_destroy(const struct sock *sk, const bool tracing)
+{
+	__u64 id = sock_id(sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	if (!si)
+		return 0; /* reported at CLOSE, never connected, a listener, or idle since before the tracer started */
+	tcp_close_record(sk, si, id, sock_cookie(sk, tracing, si->start), si->failure_reason);
 	return 0;
 }
 

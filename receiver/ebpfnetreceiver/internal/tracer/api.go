@@ -67,7 +67,7 @@ var HookModes = []string{HooksAuto, ModeTracepoint, ModeFentry, ModeKprobe}
 
 // Hook is the kernel hook the tracer chose for one piece of data.
 type Hook struct {
-	Data  string // tcp_state, tcp_destroy, tcp_counts, payload, udp_peers, udp_end
+	Data  string // tcp_state, tcp_destroy, tcp_close, tcp_counts, payload, udp_peers, udp_end
 	Mode  string // ModeTracepoint, ModeFentry, ModeKprobe, ModeCgroup, ModeIterator
 	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup, iter
 	Gives string // what the data is, for people

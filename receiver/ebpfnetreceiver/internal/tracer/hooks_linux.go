@@ -131,6 +131,9 @@ func hookTable(p *netflowProgramSpecs) []dataPoint {
 			{ModeTracepoint, hookTPBTF, withBackup(p.EnetTpDestroy, p.EnetTbDestroy, "tcp_destroy_sock")},
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtDestroy, "tcp_destroy_sock")}},
 		}},
+		{name: "tcp_close", gives: "the end of TCP connections established while the tracer runs, never skipped", candidates: []candidate{
+			{ModeCgroup, "cgroup", []program{cgroup(p.EnetCgSockops)}},
+		}},
 		{name: "tcp_counts", gives: "the counts of open TCP connections, at each poll", candidates: []candidate{
 			{ModeIterator, "iter", []program{iterator(p.EnetItConns, "conns")}},
 		}},

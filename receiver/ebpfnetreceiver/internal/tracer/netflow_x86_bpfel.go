@@ -184,6 +184,7 @@ const (
 	netflowProgEnetCgRelease         = "enet_cg_release"
 	netflowProgEnetCgSend4           = "enet_cg_send4"
 	netflowProgEnetCgSend6           = "enet_cg_send6"
+	netflowProgEnetCgSockops         = "enet_cg_sockops"
 	netflowProgEnetFeUdp6free        = "enet_fe_udp6free"
 	netflowProgEnetFeUdpfree         = "enet_fe_udpfree"
 	netflowProgEnetFxTpage           = "enet_fx_tpage"
@@ -286,6 +287,7 @@ type netflowProgramSpecs struct {
 	EnetCgRelease  *ebpf.ProgramSpec `ebpf:"enet_cg_release"`
 	EnetCgSend4    *ebpf.ProgramSpec `ebpf:"enet_cg_send4"`
 	EnetCgSend6    *ebpf.ProgramSpec `ebpf:"enet_cg_send6"`
+	EnetCgSockops  *ebpf.ProgramSpec `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.ProgramSpec `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.ProgramSpec `ebpf:"enet_fe_udpfree"`
 	EnetFxTpage    *ebpf.ProgramSpec `ebpf:"enet_fx_tpage"`
@@ -432,6 +434,7 @@ type netflowPrograms struct {
 	EnetCgRelease  *ebpf.Program `ebpf:"enet_cg_release"`
 	EnetCgSend4    *ebpf.Program `ebpf:"enet_cg_send4"`
 	EnetCgSend6    *ebpf.Program `ebpf:"enet_cg_send6"`
+	EnetCgSockops  *ebpf.Program `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.Program `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.Program `ebpf:"enet_fe_udpfree"`
 	EnetFxTpage    *ebpf.Program `ebpf:"enet_fx_tpage"`
@@ -484,6 +487,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetCgRelease,
 		p.EnetCgSend4,
 		p.EnetCgSend6,
+		p.EnetCgSockops,
 		p.EnetFeUdp6free,
 		p.EnetFeUdpfree,
 		p.EnetFxTpage,
