@@ -25,7 +25,7 @@ type loader struct {
 	log        *zap.Logger
 
 	progs []loadedProgram
-	links []link.Link
+	links []link.Link // links[i] attaches progs[i]
 }
 
 // loadedProgram is a program of the object loaded into the kernel, by the
@@ -34,6 +34,7 @@ type loadedProgram struct {
 	*ebpf.Program
 	name string
 	role role
+	data string // the data point it serves (dataPoint.name)
 }
 
 // choose attaches one candidate per data point, trying them in order. allowed
@@ -48,7 +49,7 @@ func (l *loader) choose(points []dataPoint, allowed func(dataPoint, candidate, [
 			if !allowed(dp, c, chosen) {
 				continue
 			}
-			err := l.tryCandidate(c)
+			err := l.tryCandidate(dp.name, c)
 			if err == nil {
 				chosen = append(chosen, Hook{Data: dp.name, Mode: c.mode, Hook: c.sub, Gives: dp.gives})
 				ok = true
@@ -68,7 +69,7 @@ func (l *loader) choose(points []dataPoint, allowed func(dataPoint, candidate, [
 }
 
 // tryCandidate loads and attaches every program of c, or leaves nothing behind.
-func (l *loader) tryCandidate(c candidate) error {
+func (l *loader) tryCandidate(data string, c candidate) error {
 	var progs []loadedProgram
 	var links []link.Link
 	undo := func() {
@@ -91,7 +92,7 @@ func (l *loader) tryCandidate(c candidate) error {
 			undo()
 			return err // names the program
 		}
-		progs = append(progs, loadedProgram{prog, ps.Name, p.role})
+		progs = append(progs, loadedProgram{prog, ps.Name, p.role, data})
 		lk, err := l.attach(p, ps, prog)
 		if err != nil {
 			undo()
