@@ -26,6 +26,7 @@
 #include "udp/io.h"
 #include "maps/io_args.h"
 #include "maps/guard.h"
+#include "maps/tcp_known.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -41,13 +42,26 @@ const enum sock_track_state *unused_sock_track_state __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup: the kernel counts its bytes (tcp/counters.h). `tracing` is a
- * compile-time constant: true for tp_btf and fexit programs. */
-static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing)
+ * compile-time constant: true for tp_btf and fexit programs; `storage` true for programs that may
+ * use socket storage, which then mark the socket known (maps/tcp_known.h). */
+static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing,
+				      const bool storage)
 {
+	if (storage) {
+		__u8 *known = bpf_sk_storage_get(&tcp_known, sk, 0, 0);
+		if (known && *known)
+			return;
+	}
 	__u64 id = sock_id(sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
-	if (si && (si->tuple.metadata & CONN_TCP) && si->tracked != SOCK_TUPLE_KNOWN)
+	if (si && (si->tuple.metadata & CONN_TCP) && si->tracked != SOCK_TUPLE_KNOWN) {
+		if (storage) {
+			__u8 *known = bpf_sk_storage_get(&tcp_known, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (known)
+				*known = 1;
+		}
 		return;
+	}
 	__u16 family = sk_family(sk);
 	if (family != AF_INET && family != AF_INET6)
 		return;
@@ -126,7 +140,7 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(enet_tp_send, struct sock *sk, int ret, int flags)
 {
 	__u32 *g = guard_enter(GUARD_SEND);
-	handle_io(sk, ret, flags, true, true);
+	handle_io(sk, ret, flags, true, true, true);
 	guard_exit(g);
 	return 0;
 }
@@ -135,7 +149,7 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(enet_tb_send, struct sock *sk, int ret, int flags)
 {
 	if (guard_primary_busy(GUARD_SEND))
-		handle_io(sk, ret, flags, true, true);
+		handle_io(sk, ret, flags, true, true, true);
 	return 0;
 }
 
@@ -143,7 +157,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(enet_tp_recv, struct sock *sk, int ret, int flags)
 {
 	__u32 *g = guard_enter(GUARD_RECV);
-	handle_io(sk, ret, flags, false, true);
+	handle_io(sk, ret, flags, false, true, true);
 	guard_exit(g);
 	return 0;
 }
@@ -152,7 +166,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(enet_tb_recv, struct sock *sk, int ret, int flags)
 {
 	if (guard_primary_busy(GUARD_RECV))
-		handle_io(sk, ret, flags, false, true);
+		handle_io(sk, ret, flags, false, true, true);
 	return 0;
 }
 
@@ -165,28 +179,28 @@ int BPF_PROG(enet_tb_recv, struct sock *sk, int ret, int flags)
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(enet_fx_tsend, struct sock *sk, void *msg, size_t size, int ret)
 {
-	handle_io(sk, ret, 0, true, true);
+	handle_io(sk, ret, 0, true, true, false);
 	return 0;
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(enet_fx_tpage, struct sock *sk, void *page, int offset, size_t size, int flags, int ret)
 {
-	handle_io(sk, ret, 0, true, true);
+	handle_io(sk, ret, 0, true, true, false);
 	return 0;
 }
 
 SEC("fexit/udp_sendmsg")
 int BPF_PROG(enet_fx_usend, struct sock *sk, void *msg, size_t len, int ret)
 {
-	handle_io(sk, ret, 0, true, true);
+	handle_io(sk, ret, 0, true, true, false);
 	return 0;
 }
 
 SEC("fexit/udpv6_sendmsg")
 int BPF_PROG(enet_fx_u6send, struct sock *sk, void *msg, size_t len, int ret)
 {
-	handle_io(sk, ret, 0, true, true);
+	handle_io(sk, ret, 0, true, true, false);
 	return 0;
 }
 
@@ -194,14 +208,14 @@ int BPF_PROG(enet_fx_u6send, struct sock *sk, void *msg, size_t len, int ret)
 	SEC("fexit/" #fn)                                                                                   \
 	int BPF_PROG(name##5, struct sock *sk, void *msg, size_t len, int flags, int *addr_len, int ret)    \
 	{                                                                                                   \
-		handle_io(sk, ret, flags, false, true);                                                     \
+		handle_io(sk, ret, flags, false, true, false);                                              \
 		return 0;                                                                                   \
 	}                                                                                                   \
 	SEC("fexit/" #fn)                                                                                   \
 	int BPF_PROG(name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags, int *addr_len, \
 		     int ret)                                                                               \
 	{                                                                                                   \
-		handle_io(sk, ret, flags, false, true);                                                     \
+		handle_io(sk, ret, flags, false, true, false);                                              \
 		return 0;                                                                                   \
 	}
 
@@ -227,7 +241,7 @@ static __always_inline void io_exit(int ret, bool send)
 		return;
 	struct io_args args = *a;
 	bpf_map_delete_elem(&io_args, &tid);
-	handle_io((struct sock *)args.sk, ret, args.flags, send, false);
+	handle_io((struct sock *)args.sk, ret, args.flags, send, false, false);
 }
 
 #define KPROBE_SEND(name, fn)                                 \

@@ -184,16 +184,21 @@ type Telemetry struct {
 	CookieMapFull uint64 `telemetry:"CookieTableFull"`
 	// KernelSkipped: events the kernel did not run the tracer's programs for
 	// (its per-program recursion guard, hit when a program is interrupted or
-	// preempted) and no backup program covered: an estimate of lost events.
+	// preempted) and no backup program covered. Not in Drops: TCP counts are
+	// the kernel's own and the close of a TCP connection established while
+	// the tracer runs comes from sock_ops, so for TCP a skip can only delay
+	// who owns a connection; for UDP a skipped send or receive is that call's
+	// datagram, uncounted.
 	KernelSkipped uint64 `telemetry:"KernelSkipped"`
 	// Rescued: events a backup program handled because the kernel skipped the
 	// primary. Not a loss; shows how often the guard bites on this host.
 	Rescued uint64 `telemetry:"Rescued"`
 }
 
-// Drops returns the sum of the counters that mean data was lost.
+// Drops returns the sum of the counters that mean data was lost: a table
+// that was full, a record that was lost.
 func (t Telemetry) Drops() uint64 {
-	return t.ConnMapFull + t.SockMapFull + t.ClosedLost + t.LostRecords + t.KernelSkipped
+	return t.ConnMapFull + t.SockMapFull + t.ClosedLost + t.LostRecords
 }
 
 // Source is what the receiver needs from a tracer: the kernel tracer

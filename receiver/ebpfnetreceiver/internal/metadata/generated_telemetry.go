@@ -136,7 +136,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerKernelSkipped, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_kernel_skipped",
-		metric.WithDescription("Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. Data is missing. [Alpha]"),
+		metric.WithDescription("Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. For TCP the owner of a connection may be found later than its first I/O (counts are the kernel's own); for UDP the skipped call's datagram is not counted. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

@@ -118,7 +118,7 @@ func AssertEqualEbpfnetTracerIterationRestarts(t *testing.T, tt *componenttest.T
 func AssertEqualEbpfnetTracerKernelSkipped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_kernel_skipped",
-		Description: "Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. Data is missing. [Alpha]",
+		Description: "Kernel events the tracer's programs were not run for (the kernel's per-program recursion guard) and no backup program covered. For TCP the owner of a connection may be found later than its first I/O (counts are the kernel's own); for UDP the skipped call's datagram is not counted. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

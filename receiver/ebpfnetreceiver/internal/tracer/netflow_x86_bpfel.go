@@ -176,6 +176,7 @@ const (
 	netflowMapIoArgs                 = "io_args"
 	netflowMapListenPorts            = "listen_ports"
 	netflowMapSocks                  = "socks"
+	netflowMapTcpKnown               = "tcp_known"
 	netflowMapTelemetry              = "telemetry"
 	netflowMapUdpCookies             = "udp_cookies"
 	netflowMapUdpPending             = "udp_pending"
@@ -343,6 +344,7 @@ type netflowMapSpecs struct {
 	IoArgs      *ebpf.MapSpec `ebpf:"io_args"`
 	ListenPorts *ebpf.MapSpec `ebpf:"listen_ports"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
+	TcpKnown    *ebpf.MapSpec `ebpf:"tcp_known"`
 	Telemetry   *ebpf.MapSpec `ebpf:"telemetry"`
 	UdpCookies  *ebpf.MapSpec `ebpf:"udp_cookies"`
 	UdpPending  *ebpf.MapSpec `ebpf:"udp_pending"`
@@ -390,6 +392,7 @@ type netflowMaps struct {
 	IoArgs      *ebpf.Map `ebpf:"io_args"`
 	ListenPorts *ebpf.Map `ebpf:"listen_ports"`
 	Socks       *ebpf.Map `ebpf:"socks"`
+	TcpKnown    *ebpf.Map `ebpf:"tcp_known"`
 	Telemetry   *ebpf.Map `ebpf:"telemetry"`
 	UdpCookies  *ebpf.Map `ebpf:"udp_cookies"`
 	UdpPending  *ebpf.Map `ebpf:"udp_pending"`
@@ -403,6 +406,7 @@ func (m *netflowMaps) Close() error {
 		m.IoArgs,
 		m.ListenPorts,
 		m.Socks,
+		m.TcpKnown,
 		m.Telemetry,
 		m.UdpCookies,
 		m.UdpPending,
