@@ -42,6 +42,7 @@ type scrapeLine struct {
 	Points    int              `json:"points"`
 	Closed    map[int64]int64  `json:"closed"` // ebpfnet.connection.closed by server.port
 	Open      map[int64]int64  `json:"open"`   // ebpfnet.connection.count by server.port
+	Sent      map[int64]int64  `json:"sent"`   // ebpfnet.connection.io transmit bytes by server.port
 	Telemetry map[string]int64 `json:"telemetry"`
 }
 
@@ -74,7 +75,8 @@ func runCollector(args []string) error {
 		seq++
 		wall, cpu := spans.last()
 		l := scrapeLine{Seq: seq, WallNS: wall, CPUNS: cpu, ProcCPUNS: procCPU(), Points: md.DataPointCount(),
-			Closed: sumByPort(md, "ebpfnet.connection.closed"), Open: sumByPort(md, "ebpfnet.connection.count"),
+			Closed: sumByPort(md, "ebpfnet.connection.closed", ""), Open: sumByPort(md, "ebpfnet.connection.count", ""),
+			Sent:      sumByPort(md, "ebpfnet.connection.io", "transmit"),
 			Telemetry: telemetry(ctx, reader)}
 		l.RSSKB, l.HWMKB = rss()
 		return out.Encode(l)
@@ -105,7 +107,9 @@ func runCollector(args []string) error {
 	return r.Shutdown(ctx)
 }
 
-func sumByPort(md pmetric.Metrics, name string) map[int64]int64 {
+// sumByPort sums metric name's data points by server.port; with ioDir set, only those whose
+// network.io.direction is ioDir.
+func sumByPort(md pmetric.Metrics, name, ioDir string) map[int64]int64 {
 	out := map[int64]int64{}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
@@ -120,6 +124,9 @@ func sumByPort(md pmetric.Metrics, name string) map[int64]int64 {
 				dps := m.Sum().DataPoints()
 				for d := 0; d < dps.Len(); d++ {
 					dp := dps.At(d)
+					if v, ok := dp.Attributes().Get("network.io.direction"); ioDir != "" && (!ok || v.Str() != ioDir) {
+						continue
+					}
 					port := int64(-1)
 					if v, ok := dp.Attributes().Get("server.port"); ok {
 						port = v.Int()

@@ -31,7 +31,7 @@ type plan struct {
 	bulkDur     time.Duration
 	costWindows int
 	churnSteps  []churnPlanStep
-	churnProcs  int // generator processes sharing each churn step
+	churnProcs  int   // generator processes sharing each churn step
 	synthetic   []int // synthetic tracked connections for the scale phase
 	real        []int // real loopback connections (two tracked sockets each)
 }
