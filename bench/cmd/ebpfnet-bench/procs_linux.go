@@ -23,13 +23,19 @@ var self string
 
 // loadChild runs `self load <args>` to completion and decodes its JSON result into v.
 func loadChild(v any, args ...string) error {
+	_, err := loadChildCPU(v, args...)
+	return err
+}
+
+// loadChildCPU is loadChild that also returns the child's user+system CPU time.
+func loadChildCPU(v any, args ...string) (time.Duration, error) {
 	cmd := exec.Command(self, append([]string{"load"}, args...)...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("load %v: %w: %s", args, err, strings.TrimSpace(stderr.String()))
+		return 0, fmt.Errorf("load %v: %w: %s", args, err, strings.TrimSpace(stderr.String()))
 	}
-	return json.Unmarshal(out.Bytes(), v)
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), json.Unmarshal(out.Bytes(), v)
 }
 
 // child is a long-running child process that prints JSON lines.

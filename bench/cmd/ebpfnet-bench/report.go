@@ -449,9 +449,9 @@ func (r *report) costSection(w func(string, ...any)) {
 }
 
 func (r *report) churnSection(w func(string, ...any)) {
-	r.intro(w, "churn", map[string]any{"Procs": r.plan.churnProcs, "Addrs": churnAddrs, "Target": churnTarget})
+	r.intro(w, "churn", map[string]any{"Procs": r.plan.churnProcs, "Addrs": churnAddrs, "Target": churnTarget, "CPUs": numCPU()})
 	for _, s := range r.churnSteps {
-		w("| %.0f | %s | %d | %.0f | %d | %d | %d / %d | %d | %d | %.1f ms |", s.target, s.dur, s.procs, s.achieved, s.completed, s.failed, s.closedSeen, 2*s.completed, s.polls, s.drops, s.cpuPer1000)
+		w("| %.0f | %s | %d | %.0f | %d | %d | %d / %d | %d | %d | %.1f ms | %.0f µs (%.0f/s) |", s.target, s.dur, s.procs, s.achieved, s.completed, s.failed, s.closedSeen, 2*s.completed, s.polls, s.drops, s.cpuPer1000, s.genUSPer, s.ceiling())
 	}
 	w("")
 }

@@ -319,11 +319,12 @@ type churnPlanStep struct {
 }
 
 type churnResult struct {
-	Completed int64   `json:"Completed"`
-	Failed    int64   `json:"Failed"`
-	Rate      float64 `json:"Rate"`
-	StartNS   int64   `json:"StartNS"`
-	EndNS     int64   `json:"EndNS"`
+	Completed int64         `json:"Completed"`
+	Failed    int64         `json:"Failed"`
+	Rate      float64       `json:"Rate"`
+	StartNS   int64         `json:"StartNS"`
+	EndNS     int64         `json:"EndNS"`
+	cpu       time.Duration // the generator processes' user+system time, summed
 }
 
 // churnAddrs is the destination addresses of each generator process: process i listens on
@@ -346,7 +347,7 @@ func churnLoad(rate float64, d time.Duration, port, procs int) (churnResult, err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = loadChild(&res[i], "churn", "-rate", fmt.Sprint(rate/float64(procs)), "-dur", d.String(),
+			res[i].cpu, errs[i] = loadChildCPU(&res[i], "churn", "-rate", fmt.Sprint(rate/float64(procs)), "-dur", d.String(),
 				"-port", fmt.Sprint(port), "-first", fmt.Sprint(1+i*churnAddrs), "-addrs", fmt.Sprint(churnAddrs),
 				"-start", fmt.Sprint(start.UnixNano()))
 		}()
@@ -360,6 +361,7 @@ func churnLoad(rate float64, d time.Duration, port, procs int) (churnResult, err
 		sum.Completed += r.Completed
 		sum.Failed += r.Failed
 		sum.EndNS = max(sum.EndNS, r.EndNS)
+		sum.cpu += r.cpu
 	}
 	if span := time.Duration(sum.EndNS - sum.StartNS); span > 0 {
 		sum.Rate = float64(sum.Completed) / span.Seconds()
@@ -376,6 +378,7 @@ type churnStep struct {
 	failed      int64
 	closedSeen  int64 // closed connections (sockets) the receiver reported for the step's port
 	cpuPer1000  float64
+	genUSPer    float64 // generator processes' CPU per connection, µs (both ends, kernel included)
 	drops       int64
 	scrapeMaxMS float64
 	polls       int // polls after the load ended until the count was complete or stopped moving
@@ -384,6 +387,15 @@ type churnStep struct {
 // exact is a step with every connection reported closed at both ends and nothing lost.
 func (s churnStep) exact() bool {
 	return s.closedSeen == 2*s.completed && s.failed == 0 && s.drops == 0 && s.completed > 0
+}
+
+// ceiling is the rate the generators' CPU per connection allows on all of this machine's CPUs,
+// if nothing else ran: what bounds the achieved rate when the generators are CPU-bound.
+func (s churnStep) ceiling() float64 {
+	if s.genUSPer <= 0 {
+		return 0
+	}
+	return float64(numCPU()) * 1e6 / s.genUSPer
 }
 
 // short is a step the generator could not drive at its target (achieved < 90%).
@@ -435,7 +447,13 @@ func (r *report) churn() error {
 	if _, err := col.scrape(5 * time.Second); err != nil {
 		return err
 	}
+	short := false
 	for i, step := range r.plan.churnSteps {
+		if short && step.rate != churnTarget {
+			// The generators could not reach a lower rate; the target's step still runs, for
+			// the verdict to judge what they reach there.
+			continue
+		}
 		port := 20100 + i
 		start, err := col.scrape(5 * time.Second) // in step with the polls
 		if err != nil {
@@ -455,12 +473,14 @@ func (r *report) churn() error {
 			scrapeMaxMS: float64(end.WallNS) / 1e6, polls: polls, drops: drops(start, end)}
 		if res.Completed > 0 {
 			st.cpuPer1000 = float64(end.ProcCPUNS-start.ProcCPUNS) / 1e6 / (float64(res.Completed) / 1000)
+			st.genUSPer = float64(res.cpu.Microseconds()) / float64(res.Completed)
 		}
 		r.churnSteps = append(r.churnSteps, st)
-		logf("churn %.0f/s for %s, %d generator processes: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, %d drops, %d polls, collector %.2f ms CPU per 1000",
-			step.rate, step.dur, st.procs, res.Rate, res.Completed, res.Failed, st.closedSeen, 2*res.Completed, st.drops, polls, st.cpuPer1000)
-		if st.short() {
-			break // the load generator (and this machine) cannot go faster
+		logf("churn %.0f/s for %s, %d generator processes: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, %d drops, %d polls, collector %.2f ms CPU per 1000, generators %.0f µs CPU per connection (%.0f/s on %d CPUs)",
+			step.rate, step.dur, st.procs, res.Rate, res.Completed, res.Failed, st.closedSeen, 2*res.Completed, st.drops, polls, st.cpuPer1000,
+			st.genUSPer, st.ceiling(), numCPU())
+		if short = short || st.short(); short && step.rate >= churnTarget {
+			break // the load generators (and this machine) cannot go faster
 		}
 	}
 	return nil
