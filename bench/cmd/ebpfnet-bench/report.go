@@ -355,11 +355,17 @@ func (r *report) churnVerdict() verdict {
 	}
 	v.measured = fmt.Sprintf("%.0f/s step for %s, %d generator processes: achieved %.0f/s, closed reported %d of %d, %d failed, %d drops; highest exact rate %.0f/s",
 		at.target, at.dur, at.procs, at.achieved, at.closedSeen, 2*at.completed, at.failed, at.drops, best)
+	short := ""
+	if at.achieved < 0.95*at.target {
+		short = fmt.Sprintf("the generator fell short, %.0f/s of %.0f/s", at.achieved, at.target)
+	}
 	switch {
+	case !at.exact() && short != "":
+		v.outcome = status(false, fmt.Sprintf("missed: closed reported %d of %d, %d failed, %d drops; and %s", at.closedSeen, 2*at.completed, at.failed, at.drops, short))
 	case !at.exact():
 		v.outcome = status(false, fmt.Sprintf("missed: closed reported %d of %d, %d failed, %d drops", at.closedSeen, 2*at.completed, at.failed, at.drops))
-	case at.achieved < 0.95*at.target:
-		v.outcome = status(false, fmt.Sprintf("not demonstrated: the generator fell short, %.0f/s of %.0f/s, every connection reported", at.achieved, at.target))
+	case short != "":
+		v.outcome = status(false, fmt.Sprintf("not demonstrated: %s, every connection reported", short))
 	default:
 		v.outcome = status(true, "")
 	}

@@ -25,8 +25,8 @@ const (
 	soakHoldPort  = 20301
 )
 
-// soakTolerance is how far the last sample of RSS and of each map's occupancy may be from its
-// mean over the soak's first part.
+// soakTolerance is how far the mean of RSS and of each map's occupancy over the soak's last
+// part may be from its mean over its first part (parts of equal length).
 const soakTolerance = 0.10
 
 // soakSample is what the soak records every interval.
@@ -43,7 +43,8 @@ type soakSample struct {
 // runSoak is `make soak`: churn at a sustainable rate plus a set of long-lived connections
 // exchanging a little traffic, with the bench's collector child, for a long time. It samples the
 // collector's RSS and the occupancy of its conns and socks maps, and fails (non-zero exit) if
-// either drifts more than soakTolerance from its mean over the first part of the run, or if any
+// their means over the last part of the run drift more than soakTolerance from those over the
+// first part (a sixth of the run, at most 5 minutes, both), or if any
 // connection is lost: closed reported != 2x churn connections, a long-lived connection not
 // reported open, or their bytes not reported exactly.
 func runSoak(args []string) error {
@@ -221,26 +222,35 @@ type soakCheck struct {
 // baseline tells the samples of the first window (taken a little after each interval).
 func (v soakVerdict) baseline(s soakSample) bool { return s.at < v.window+v.interval/2 }
 
-// drift is the last sample's value against the mean of the samples in the first window.
-func (v soakVerdict) drift(f func(soakSample) float64) (mean, last, rel float64) {
-	n := 0
-	for _, s := range v.samples {
-		if v.baseline(s) {
-			mean += f(s)
-			n++
+// final tells the samples of the last window, as long as the first.
+func (v soakVerdict) final(s soakSample) bool {
+	return s.at > v.samples[len(v.samples)-1].at-v.window-v.interval/2
+}
+
+// drift is the mean of f over the last window against its mean over the first. A window, not
+// the last sample: a Go process's RSS swings with its GC cycle (by more than 10% within a minute
+// in the first runs), and one sample would judge the cycle's phase, not the trend.
+func (v soakVerdict) drift(f func(soakSample) float64) (first, last, rel float64) {
+	mean := func(in func(soakSample) bool) float64 {
+		sum, n := 0.0, 0
+		for _, s := range v.samples {
+			if in(s) {
+				sum += f(s)
+				n++
+			}
 		}
+		return sum / float64(n)
 	}
-	mean /= float64(n)
-	last = f(v.samples[len(v.samples)-1])
-	if mean > 0 {
-		rel = (last - mean) / mean
+	first, last = mean(v.baseline), mean(v.final)
+	if first > 0 {
+		rel = (last - first) / first
 	}
-	return mean, last, rel
+	return first, last, rel
 }
 
 func (v soakVerdict) checks() []soakCheck {
 	var out []soakCheck
-	if len(v.samples) < 2 || !v.baseline(v.samples[0]) {
+	if len(v.samples) < 4 || !v.baseline(v.samples[0]) || v.baseline(v.samples[len(v.samples)-1]) {
 		return []soakCheck{{"samples", fmt.Sprintf("%d: the run is too short to compare its end with its start", len(v.samples)), false}}
 	}
 	for _, m := range []struct {
@@ -253,7 +263,7 @@ func (v soakVerdict) checks() []soakCheck {
 		{"socks map entries", func(s soakSample) float64 { return float64(s.socks) }, ""},
 	} {
 		mean, last, rel := v.drift(m.f)
-		out = append(out, soakCheck{fmt.Sprintf("%s at the end within %.0f%% of its mean over the first %s", m.name, 100*soakTolerance, v.window.Round(time.Second)),
+		out = append(out, soakCheck{fmt.Sprintf("%s: mean over the last %s within %.0f%% of the mean over the first", m.name, v.window.Round(time.Second), 100*soakTolerance),
 			fmt.Sprintf("%.1f%s vs %.1f%s: %+.1f%%", last, m.unit, mean, m.unit, 100*rel), math.Abs(rel) <= soakTolerance})
 	}
 	out = append(out,
@@ -284,8 +294,11 @@ func (v soakVerdict) render() string {
 	w("|---|---|---|---|---|---|---|")
 	for _, s := range v.samples {
 		base := ""
-		if v.baseline(s) {
-			base = " (baseline)"
+		switch {
+		case v.baseline(s):
+			base = " (first)"
+		case v.final(s):
+			base = " (last)"
 		}
 		w("| %s%s | %.1f | %d | %d | %d | %d | %.0f |", s.at.Round(time.Second), base, float64(s.rssKB)/1024, s.conns, s.socks, s.open, s.closed, s.cpuPct)
 	}

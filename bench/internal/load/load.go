@@ -128,7 +128,7 @@ type ChurnResult struct {
 // ChurnConfig is one churn generator's share of the load.
 type ChurnConfig struct {
 	Rate      float64       // new connections per second
-	Dur       time.Duration // pacing window: Rate*Dur connections in all
+	Dur       time.Duration // pacing window: Rate*Dur connections at most, none opened after it
 	Port      int           // listeners' port
 	FirstAddr int           // listeners on 127.0.0.<FirstAddr> .. <FirstAddr+Addrs-1>
 	Addrs     int
@@ -139,7 +139,8 @@ type ChurnConfig struct {
 	Linger0 bool
 }
 
-// Churn opens new TCP connections at c.Rate per second for c.Dur, spread over its own
+// Churn opens new TCP connections at c.Rate per second for c.Dur (one that falls behind opens
+// none after c.Dur, so its rate is what it reached in the window), spread over its own
 // listeners on c.Port of c.Addrs consecutive loopback addresses (more destination addresses,
 // more 4-tuples: no ephemeral port runs out; generators in several processes take disjoint
 // addresses). Each connection sends 16 bytes, reads 16 back and closes; the server closes
@@ -178,6 +179,7 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 	if start.IsZero() {
 		start = time.Now()
 	}
+	deadline := start.Add(c.Dur)
 	interval := time.Duration(float64(time.Second) / c.Rate)
 	for w := 0; w < c.Workers; w++ {
 		wg.Add(1)
@@ -186,8 +188,8 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 			buf := make([]byte, 16)
 			for {
 				i := next.Add(1) - 1
-				if i >= total {
-					return
+				if i >= total || time.Now().After(deadline) {
+					return // all opened, or the window is over: a generator behind pace stops on time
 				}
 				// Pace: connection i is due at start + i*interval.
 				if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
