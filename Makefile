@@ -38,8 +38,9 @@ test: ## the whole test suite (run as root: BPF tests need it; under CI=true the
 
 # The benchmark suite (bench/, docs/BENCHMARKS.md): Go benchmarks of the pure-Go path, then the
 # driver, as root, on the host kernel. This comment is the one place that says how long it takes:
-# about 4 minutes on the 2-core benchmark machine with a warm Go cache, i.e. the driver (3m39s and
-# 3m32s in the two full runs so far; each report gives its run's own) plus the Go benchmarks
+# about 4.5 minutes on the 2-core benchmark machine with a warm Go cache, i.e. the driver (3m39s and
+# 3m32s in the two full runs before the 20,000/s churn step was held 30 s instead of 4 s, which adds
+# about 30 s; each report gives its run's own) plus the Go benchmarks
 # (each runs 4 ops: about 13 s of timed work from their ns/op, plus building them and their
 # inputs). BENCH_QUICK=1 is a
 # smoke run (2 rounds instead of 6, shorter measurements, fewer churn and scale steps, 1 op per Go
@@ -49,7 +50,7 @@ test: ## the whole test suite (run as root: BPF tests need it; under CI=true the
 # than failing, so that one command runs the whole suite.
 BENCH_QUICK ?=
 .PHONY: bench
-bench: ## benchmarks on the host kernel as root (about 4 min; installs bpftrace if missing): writes docs/BENCHMARKS.md
+bench: ## benchmarks on the host kernel as root (about 4.5 min; installs bpftrace if missing): writes docs/BENCHMARKS.md
 	@command -v bpftrace >/dev/null || $(SUDO) scripts/ci/deps.sh bench
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(if $(filter 1,$(BENCH_QUICK)),1x,3x) ./receiver/ebpfnetreceiver/internal/aggregate/ ./receiver/ebpfnetreceiver/internal/tracer/ | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' | tee bin/gobench.txt
