@@ -135,6 +135,10 @@ func runSoak(args []string) error {
 		return err
 	}
 	closed := end.Closed[soakChurnPort] - first.Closed[soakChurnPort]
+	if out := end.ClosedOut[soakChurnPort] - first.ClosedOut[soakChurnPort]; closed != 2*churn.res.Completed {
+		logf("soak: churn closed reported %d of %d connecting ends, %d of %d accepting ends",
+			out, churn.res.Completed, closed-out, churn.res.Completed)
+	}
 	for port, n := range end.Closed {
 		if d := n - first.Closed[port]; port != soakChurnPort && d != 0 {
 			logf("soak: %d closed connections reported under server.port %d", d, port)

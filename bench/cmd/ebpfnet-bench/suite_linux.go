@@ -58,6 +58,7 @@ func runSuite(args []string) error {
 	notes := fs.String("notes", "bench/NOTES.md", "closing notes to append, if the file exists")
 	only := fs.String("only", "", "comma-separated phases to run (overhead,cost,churn,scale); default all")
 	procs := fs.Int("churn-procs", 0, "churn: generator processes per step (0: the plan's)")
+	fs.IntVar(&churnAddrs, "churn-addrs", churnAddrs, "churn: destination addresses per generator process")
 	_ = fs.Parse(args)
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the suite loads BPF programs and enables bpf_stats")
@@ -328,8 +329,9 @@ type churnResult struct {
 }
 
 // churnAddrs is the destination addresses of each generator process: process i listens on
-// and connects to 127.0.0.<1+i*churnAddrs> onwards, so no two share a 4-tuple.
-const churnAddrs = 8
+// and connects to 127.0.0.<1+i*churnAddrs> onwards, so no two share a 4-tuple. More addresses,
+// more 4-tuples: -churn-addrs changes it.
+var churnAddrs = 8
 
 // churnLoad runs procs churn generator processes at rate/procs each for d on port, all paced
 // from one start instant, and sums them: completed and failed are totals, Rate is completed over
@@ -474,6 +476,10 @@ func (r *report) churn() error {
 		if res.Completed > 0 {
 			st.cpuPer1000 = float64(end.ProcCPUNS-start.ProcCPUNS) / 1e6 / (float64(res.Completed) / 1000)
 			st.genUSPer = float64(res.cpu.Microseconds()) / float64(res.Completed)
+		}
+		if out := end.ClosedOut[int64(port)] - start.ClosedOut[int64(port)]; st.closedSeen != 2*res.Completed {
+			logf("churn %.0f/s: closed reported %d of %d connecting ends, %d of %d accepting ends",
+				step.rate, out, res.Completed, st.closedSeen-out, res.Completed)
 		}
 		r.churnSteps = append(r.churnSteps, st)
 		logf("churn %.0f/s for %s, %d generator processes: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, %d drops, %d polls, collector %.2f ms CPU per 1000, generators %.0f µs CPU per connection (%.0f/s on %d CPUs)",
