@@ -30,6 +30,9 @@ func loadChild(v any, args ...string) error {
 // loadChildCPU is loadChild that also returns the child's user+system CPU time.
 func loadChildCPU(v any, args ...string) (time.Duration, error) {
 	cmd := exec.Command(self, append([]string{"load"}, args...)...)
+	// A generator runs for as long as it was told (a soak's, 30 minutes): it must not outlive
+	// a driver that stopped on an error.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
