@@ -32,16 +32,20 @@ import (
 
 // scrapeLine is what the collector child prints after each scrape, one JSON object a line.
 type scrapeLine struct {
-	Ready     bool             `json:"ready,omitempty"`
-	Seq       int              `json:"seq"`
-	WallNS    int64            `json:"wall_ns"`     // the scrape: tracer poll, aggregation, metrics build
-	CPUNS     int64            `json:"cpu_ns"`      // process CPU time during the scrape
-	ProcCPUNS int64            `json:"proc_cpu_ns"` // process CPU time since start
-	RSSKB     int64            `json:"rss_kb"`
-	HWMKB     int64            `json:"hwm_kb"`
-	Points    int              `json:"points"`
-	Closed    map[int64]int64  `json:"closed"` // ebpfnet.connection.closed by server.port
-	Open      map[int64]int64  `json:"open"`   // ebpfnet.connection.count by server.port
+	Ready     bool            `json:"ready,omitempty"`
+	Seq       int             `json:"seq"`
+	WallNS    int64           `json:"wall_ns"`     // the scrape: tracer poll, aggregation, metrics build
+	CPUNS     int64           `json:"cpu_ns"`      // process CPU time during the scrape
+	ProcCPUNS int64           `json:"proc_cpu_ns"` // process CPU time since start
+	RSSKB     int64           `json:"rss_kb"`
+	HWMKB     int64           `json:"hwm_kb"`
+	Points    int             `json:"points"`
+	Closed    map[int64]int64 `json:"closed"` // ebpfnet.connection.closed by server.port
+	Open      map[int64]int64 `json:"open"`   // ebpfnet.connection.count by server.port
+	Sent      map[int64]int64 `json:"sent"`   // ebpfnet.connection.io transmit bytes by server.port
+	// ClosedOut is Closed of the outgoing ends only (the connecting side): with Closed, it
+	// tells which end of a connection a missing close was.
+	ClosedOut map[int64]int64  `json:"closed_out"`
 	Telemetry map[string]int64 `json:"telemetry"`
 }
 
@@ -74,7 +78,9 @@ func runCollector(args []string) error {
 		seq++
 		wall, cpu := spans.last()
 		l := scrapeLine{Seq: seq, WallNS: wall, CPUNS: cpu, ProcCPUNS: procCPU(), Points: md.DataPointCount(),
-			Closed: sumByPort(md, "ebpfnet.connection.closed"), Open: sumByPort(md, "ebpfnet.connection.count"),
+			Closed: sumByPort(md, "ebpfnet.connection.closed", "", ""), Open: sumByPort(md, "ebpfnet.connection.count", "", ""),
+			Sent:      sumByPort(md, "ebpfnet.connection.io", "network.io.direction", "transmit"),
+			ClosedOut: sumByPort(md, "ebpfnet.connection.closed", "ebpfnet.connection.direction", "outgoing"),
 			Telemetry: telemetry(ctx, reader)}
 		l.RSSKB, l.HWMKB = rss()
 		return out.Encode(l)
@@ -105,7 +111,9 @@ func runCollector(args []string) error {
 	return r.Shutdown(ctx)
 }
 
-func sumByPort(md pmetric.Metrics, name string) map[int64]int64 {
+// sumByPort sums metric name's data points by server.port; with attr set, only those whose
+// attribute attr is val.
+func sumByPort(md pmetric.Metrics, name, attr, val string) map[int64]int64 {
 	out := map[int64]int64{}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
@@ -120,6 +128,9 @@ func sumByPort(md pmetric.Metrics, name string) map[int64]int64 {
 				dps := m.Sum().DataPoints()
 				for d := 0; d < dps.Len(); d++ {
 					dp := dps.At(d)
+					if v, ok := dp.Attributes().Get(attr); attr != "" && (!ok || v.Str() != val) {
+						continue
+					}
 					port := int64(-1)
 					if v, ok := dp.Attributes().Get("server.port"); ok {
 						port = v.Int()

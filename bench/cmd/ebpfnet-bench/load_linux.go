@@ -5,11 +5,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -25,13 +25,17 @@ func runLoad(args []string) error {
 	}
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	conns := fs.Int("conns", 4, "rr: connections")
-	size := fs.Int("size", 64, "rr: message bytes; bulk: write bytes")
+	size := fs.Int("size", 64, "rr: message bytes; bulk: write bytes; hold: bytes per connection and round")
 	dur := fs.Duration("dur", 2*time.Second, "duration")
 	rate := fs.Float64("rate", 1000, "churn: new connections per second")
 	port := fs.Int("port", 0, "churn, hold: server port")
-	addrs := fs.Int("addrs", 8, "churn, hold: destination addresses 127.0.0.1..N")
+	first := fs.Int("first", 1, "churn: first destination address 127.0.0.<first>")
+	addrs := fs.Int("addrs", 8, "churn: destination addresses from -first; hold: 127.0.0.1..N")
 	workers := fs.Int("workers", 64, "churn: client goroutines")
+	startNS := fs.Int64("start", 0, "churn: when pacing starts, Unix ns (generators in several processes share it); 0: now")
+	linger0 := fs.Bool("linger0", false, "churn: close the client end with SO_LINGER 0 (reset, no TIME_WAIT)")
 	n := fs.Int("n", 1000, "hold: connections")
+	every := fs.Duration("every", 0, "hold: a traffic round this often (0: none)")
 	_ = fs.Parse(args[1:])
 	out := json.NewEncoder(os.Stdout)
 	switch args[0] {
@@ -48,46 +52,63 @@ func runLoad(args []string) error {
 		}
 		return out.Encode(map[string]float64{"value": v})
 	case "churn":
-		r, err := load.Churn(*rate, *dur, *port, *addrs, *workers)
+		if err := raiseNoFile(0); err != nil {
+			return err
+		}
+		c := load.ChurnConfig{Rate: *rate, Dur: *dur, Port: *port, FirstAddr: *first, Addrs: *addrs, Workers: *workers, Linger0: *linger0}
+		if *startNS != 0 {
+			c.Start = time.Unix(0, *startNS)
+		}
+		r, err := load.Churn(c)
 		if err != nil {
 			return err
 		}
 		return out.Encode(r)
 	case "hold":
-		// Both ends live in this process: 2n descriptors. Without CAP_SYS_RESOURCE the hard
-		// limit caps n; raise the soft limit to it.
-		var lim unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		// Both ends live in this process: 2n descriptors.
+		if err := raiseNoFile(2**n + 64); err != nil {
 			return err
 		}
-		lim.Cur = lim.Max
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		h, err := load.Hold(load.HoldConfig{N: *n, Port: *port, Addrs: *addrs, Every: *every, Size: *size})
+		if err != nil {
 			return err
 		}
-		if uint64(2**n+64) > lim.Max {
-			return fmt.Errorf("hold: %d connections need %d descriptors, RLIMIT_NOFILE allows %d", *n, 2**n+64, lim.Max)
+		defer h.Close()
+		if err := out.Encode(map[string]bool{"ready": true}); err != nil {
+			return err
 		}
-		release := make(chan struct{})
-		errc := make(chan error, 1)
-		go func() { errc <- load.Hold(*n, *port, *addrs, release) }()
-		// Hold reports readiness by printing; stdin closing releases.
-		go func() {
-			for {
-				// Poll until every connection is open.
-				time.Sleep(100 * time.Millisecond)
-				if open := countFDs(); open >= 2**n {
-					_ = out.Encode(map[string]bool{"ready": true})
-					return
+		// A line "stop" on stdin ends the traffic rounds and prints the bytes sent; stdin
+		// closing releases the connections.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if sc.Text() == "stop" {
+				sent, err := h.Quiesce()
+				if err != nil {
+					return err
+				}
+				if err := out.Encode(map[string]int64{"sent": sent}); err != nil {
+					return err
 				}
 			}
-		}()
-		go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(release) }()
-		return <-errc
+		}
+		return nil
 	}
 	return errors.New("load: want rr, bulk, churn or hold")
 }
 
-func countFDs() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	return len(ents)
+// raiseNoFile raises the soft RLIMIT_NOFILE to the hard limit (without CAP_SYS_RESOURCE the
+// hard limit is the cap) and fails if that is below need.
+func raiseNoFile(need int) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = lim.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if uint64(need) > lim.Max {
+		return fmt.Errorf("%d descriptors needed, RLIMIT_NOFILE allows %d", need, lim.Max)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@
 // untraced run, the empty-program floor and a bpftrace script (arms interleaved), connection
 // churn and scale, and writes docs/BENCHMARKS.md. It re-executes itself for its child
 // processes: `load` (the load generators) and `collector` (the receiver, measured on its own).
+// `ebpfnet-bench soak` (`make soak`) is the long run: churn and long-lived connections for 30
+// minutes, checking the collector's memory and map occupancy stay level and nothing is lost.
 package main
 
 import (
@@ -20,6 +22,8 @@ func main() {
 			err = runLoad(os.Args[2:])
 		case "collector":
 			err = runCollector(os.Args[2:])
+		case "soak":
+			err = runSoak(os.Args[2:])
 		default:
 			err = runSuite(os.Args[1:])
 		}

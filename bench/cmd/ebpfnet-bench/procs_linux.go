@@ -23,13 +23,22 @@ var self string
 
 // loadChild runs `self load <args>` to completion and decodes its JSON result into v.
 func loadChild(v any, args ...string) error {
+	_, err := loadChildCPU(v, args...)
+	return err
+}
+
+// loadChildCPU is loadChild that also returns the child's user+system CPU time.
+func loadChildCPU(v any, args ...string) (time.Duration, error) {
 	cmd := exec.Command(self, append([]string{"load"}, args...)...)
+	// A generator runs for as long as it was told (a soak's, 30 minutes): it must not outlive
+	// a driver that stopped on an error.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("load %v: %w: %s", args, err, strings.TrimSpace(stderr.String()))
+		return 0, fmt.Errorf("load %v: %w: %s", args, err, strings.TrimSpace(stderr.String()))
 	}
-	return json.Unmarshal(out.Bytes(), v)
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), json.Unmarshal(out.Bytes(), v)
 }
 
 // child is a long-running child process that prints JSON lines.

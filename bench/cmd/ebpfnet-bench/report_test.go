@@ -103,3 +103,32 @@ func TestNotesQuoteEveryVerdict(t *testing.T) {
 		t.Errorf("a report with every figure has %d verdicts, verdictKeys lists %d", got, len(verdictKeys))
 	}
 }
+
+// TestChurnVerdict: the churn target is judged on its own step; a generator that fell short is
+// said to have, with what it reached, and a loss is a miss whatever the rate.
+func TestChurnVerdict(t *testing.T) {
+	step := func(achieved float64, completed, closed int64) churnStep {
+		return churnStep{target: churnTarget, dur: 30e9, procs: 4, achieved: achieved, completed: completed, closedSeen: closed}
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []churnStep
+		want  string
+	}{
+		{"reached, exact", []churnStep{step(19500, 585000, 1170000)}, "met"},
+		{"short, exact", []churnStep{step(12000, 360000, 720000)},
+			"**not demonstrated: the generator fell short, 12000/s of 20000/s, every connection reported**"},
+		{"reached, lost", []churnStep{step(19500, 585000, 1169990)}, "**missed: closed reported 1169990 of 1170000, 0 failed, 0 drops**"},
+		{"short, lost", []churnStep{step(4561, 600000, 1199960)},
+			"**missed: closed reported 1199960 of 1200000, 0 failed, 0 drops; and the generator fell short, 4561/s of 20000/s**"},
+		{"target step not run", []churnStep{{target: 5000, achieved: 3000, completed: 100, closedSeen: 200, procs: 4}},
+			"**not demonstrated: the generator fell short at the 5000/s step (3000/s with 4 processes)**"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &report{plan: fullPlan(), churnSteps: tc.steps}
+			if got := r.churnVerdict().outcome; got != tc.want {
+				t.Errorf("outcome %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,21 +30,22 @@ type plan struct {
 	rrDur       time.Duration // per measurement
 	bulkDur     time.Duration
 	costWindows int
-	churnRates  []float64
-	churnDur    time.Duration
+	churnSteps  []churnPlanStep
+	churnProcs  int   // generator processes sharing each churn step
 	synthetic   []int // synthetic tracked connections for the scale phase
 	real        []int // real loopback connections (two tracked sockets each)
 }
 
 func fullPlan() plan {
 	return plan{rounds: 6, rrDur: 2500 * time.Millisecond, bulkDur: 1500 * time.Millisecond, costWindows: 5,
-		churnRates: []float64{5000, 10000, 15000, 20000, 30000}, churnDur: 4 * time.Second,
+		churnSteps: []churnPlanStep{{5000, 4 * time.Second}, {10000, 4 * time.Second}, {15000, 4 * time.Second},
+			{churnTarget, 30 * time.Second}, {30000, 4 * time.Second}}, churnProcs: 4,
 		synthetic: []int{10_000, 100_000, 1_000_000}, real: []int{4_000, 9_000}}
 }
 
 func quickPlan() plan {
 	return plan{quick: true, rounds: 2, rrDur: time.Second, bulkDur: time.Second, costWindows: 2,
-		churnRates: []float64{5000, 20000}, churnDur: 2 * time.Second,
+		churnSteps: []churnPlanStep{{5000, 2 * time.Second}, {churnTarget, 2 * time.Second}}, churnProcs: 4,
 		synthetic: []int{10_000, 100_000}, real: []int{4_000}}
 }
 
@@ -55,6 +57,8 @@ func runSuite(args []string) error {
 	script := fs.String("bpftrace", "bench/bpftrace/bytes.bt", "bpftrace script of the bpftrace arm")
 	notes := fs.String("notes", "bench/NOTES.md", "closing notes to append, if the file exists")
 	only := fs.String("only", "", "comma-separated phases to run (overhead,cost,churn,scale); default all")
+	procs := fs.Int("churn-procs", 0, "churn: generator processes per step (0: the plan's)")
+	fs.IntVar(&churnAddrs, "churn-addrs", churnAddrs, "churn: destination addresses per generator process")
 	_ = fs.Parse(args)
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the suite loads BPF programs and enables bpf_stats")
@@ -69,6 +73,9 @@ func runSuite(args []string) error {
 	p := fullPlan()
 	if *quick {
 		p = quickPlan()
+	}
+	if *procs > 0 {
+		p.churnProcs = *procs
 	}
 	want := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
 	r := &report{plan: p, started: time.Now()}
@@ -303,22 +310,134 @@ func (r *report) cost(script string) error {
 
 // ---- Churn: new connections per second with no closed connection lost ----
 
+// churnTarget is issue 14's churn target, new connections per second; its step is sustained.
+const churnTarget = 20000
+
+// churnPlanStep is one rate of the churn phase and how long it is held.
+type churnPlanStep struct {
+	rate float64
+	dur  time.Duration
+}
+
 type churnResult struct {
-	Completed int64   `json:"Completed"`
-	Failed    int64   `json:"Failed"`
-	Rate      float64 `json:"Rate"`
+	Completed int64         `json:"Completed"`
+	Failed    int64         `json:"Failed"`
+	Rate      float64       `json:"Rate"`
+	StartNS   int64         `json:"StartNS"`
+	EndNS     int64         `json:"EndNS"`
+	cpu       time.Duration // the generator processes' user+system time, summed
+}
+
+// churnAddrs is the destination addresses of each generator process: process i listens on
+// and connects to 127.0.0.<1+i*churnAddrs> onwards, so no two share a 4-tuple. More addresses,
+// more 4-tuples: -churn-addrs changes it.
+var churnAddrs = 8
+
+// churnLoad runs procs churn generator processes at rate/procs each for d on port, all paced
+// from one start instant, and sums them: completed and failed are totals, Rate is completed over
+// the span from that start to the last generator's end.
+func churnLoad(rate float64, d time.Duration, port, procs int) (churnResult, error) {
+	if procs < 1 || procs*churnAddrs > 254 {
+		return churnResult{}, fmt.Errorf("%d generator processes: 1 to %d", procs, 254/churnAddrs)
+	}
+	// Process start-up is not load: pacing starts once every child can have started.
+	start := time.Now().Add(300 * time.Millisecond)
+	res := make([]churnResult, procs)
+	errs := make([]error, procs)
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].cpu, errs[i] = loadChildCPU(&res[i], "churn", "-rate", fmt.Sprint(rate/float64(procs)), "-dur", d.String(),
+				"-port", fmt.Sprint(port), "-first", fmt.Sprint(1+i*churnAddrs), "-addrs", fmt.Sprint(churnAddrs),
+				"-start", fmt.Sprint(start.UnixNano()))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return churnResult{}, err
+	}
+	sum := churnResult{StartNS: start.UnixNano()}
+	for _, r := range res {
+		sum.Completed += r.Completed
+		sum.Failed += r.Failed
+		sum.EndNS = max(sum.EndNS, r.EndNS)
+		sum.cpu += r.cpu
+	}
+	if span := time.Duration(sum.EndNS - sum.StartNS); span > 0 {
+		sum.Rate = float64(sum.Completed) / span.Seconds()
+	}
+	return sum, nil
 }
 
 type churnStep struct {
 	target      float64
+	dur         time.Duration
+	procs       int
 	achieved    float64
 	completed   int64
 	failed      int64
 	closedSeen  int64 // closed connections (sockets) the receiver reported for the step's port
 	cpuPer1000  float64
+	genUSPer    float64 // generator processes' CPU per connection, µs (both ends, kernel included)
 	drops       int64
 	scrapeMaxMS float64
 	polls       int // polls after the load ended until the count was complete or stopped moving
+}
+
+// exact is a step with every connection reported closed at both ends and nothing lost.
+func (s churnStep) exact() bool {
+	return s.closedSeen == 2*s.completed && s.failed == 0 && s.drops == 0 && s.completed > 0
+}
+
+// ceiling is the rate the generators' CPU per connection allows on all of this machine's CPUs,
+// if nothing else ran: what bounds the achieved rate when the generators are CPU-bound.
+func (s churnStep) ceiling() float64 {
+	if s.genUSPer <= 0 {
+		return 0
+	}
+	return float64(numCPU()) * 1e6 / s.genUSPer
+}
+
+// short is a step the generator could not drive at its target (achieved < 90%).
+func (s churnStep) short() bool { return s.achieved < 0.9*s.target }
+
+// drops sums the receiver's loss counters (lost records, full tables) between two scrapes.
+func drops(start, end scrapeLine) int64 {
+	var n int64
+	for k, v := range end.Telemetry {
+		if strings.Contains(k, "lost") || strings.Contains(k, "full") {
+			n += v - start.Telemetry[k]
+		}
+	}
+	return n
+}
+
+// awaitClosed polls until port's closed connections since start reach want or the count stops
+// moving for 3 polls (10 at most), counting only polls that ran after since: the lines of the
+// polls during the load queued meanwhile. It returns the last poll and how many it took.
+func (c *collector) awaitClosed(start scrapeLine, since time.Time, port int, want int64) (scrapeLine, int, error) {
+	var end scrapeLine
+	var err error
+	polls, still, prev := 0, 0, int64(-1)
+	for polls < 10 && still < 3 {
+		if end, err = c.scrapeSince(since, 10*time.Second); err != nil {
+			return end, polls, err
+		}
+		polls++
+		got := end.Closed[int64(port)] - start.Closed[int64(port)]
+		if got >= want {
+			break
+		}
+		if got == prev {
+			still++
+		} else {
+			still = 0
+		}
+		prev = got
+	}
+	return end, polls, nil
 }
 
 func (r *report) churn() error {
@@ -330,58 +449,44 @@ func (r *report) churn() error {
 	if _, err := col.scrape(5 * time.Second); err != nil {
 		return err
 	}
-	for i, rate := range r.plan.churnRates {
+	short := false
+	for i, step := range r.plan.churnSteps {
+		if short && step.rate != churnTarget {
+			// The generators could not reach a lower rate; the target's step still runs, for
+			// the verdict to judge what they reach there.
+			continue
+		}
 		port := 20100 + i
 		start, err := col.scrape(5 * time.Second) // in step with the polls
 		if err != nil {
 			return err
 		}
-		var res churnResult
-		if err := loadChild(&res, "churn", "-rate", fmt.Sprint(rate), "-dur", r.plan.churnDur.String(), "-port", fmt.Sprint(port)); err != nil {
+		res, err := churnLoad(step.rate, step.dur, port, r.plan.churnProcs)
+		if err != nil {
 			return err
 		}
-		// The polls during the load queued their lines; latency counts the
-		// polls that ran after it.
-		loadEnd := time.Now()
-		// Poll until every close is reported or the count stops moving for 3 polls (10 at most):
-		// how many polls that takes is the reporting latency.
-		var end scrapeLine
-		maxWall := 0.0
-		polls, still, prev := 0, 0, int64(-1)
-		for polls < 10 && still < 3 {
-			if end, err = col.scrapeSince(loadEnd, 10*time.Second); err != nil {
-				return err
-			}
-			polls++
-			got := end.Closed[int64(port)] - start.Closed[int64(port)]
-			if got >= 2*res.Completed {
-				break
-			}
-			if got == prev {
-				still++
-			} else {
-				still = 0
-			}
-			prev = got
+		// Reporting latency: the polls after the load until every close is reported.
+		end, polls, err := col.awaitClosed(start, time.Now(), port, 2*res.Completed)
+		if err != nil {
+			return err
 		}
-		for _, l := range []scrapeLine{end} {
-			maxWall = max(maxWall, float64(l.WallNS)/1e6)
-		}
-		st := churnStep{target: rate, achieved: res.Rate, completed: res.Completed, failed: res.Failed,
-			closedSeen: end.Closed[int64(port)] - start.Closed[int64(port)], scrapeMaxMS: maxWall, polls: polls}
+		st := churnStep{target: step.rate, dur: step.dur, procs: r.plan.churnProcs, achieved: res.Rate,
+			completed: res.Completed, failed: res.Failed, closedSeen: end.Closed[int64(port)] - start.Closed[int64(port)],
+			scrapeMaxMS: float64(end.WallNS) / 1e6, polls: polls, drops: drops(start, end)}
 		if res.Completed > 0 {
 			st.cpuPer1000 = float64(end.ProcCPUNS-start.ProcCPUNS) / 1e6 / (float64(res.Completed) / 1000)
+			st.genUSPer = float64(res.cpu.Microseconds()) / float64(res.Completed)
 		}
-		for k, v := range end.Telemetry {
-			if strings.Contains(k, "lost") || strings.Contains(k, "full") {
-				st.drops += v - start.Telemetry[k]
-			}
+		if out := end.ClosedOut[int64(port)] - start.ClosedOut[int64(port)]; st.closedSeen != 2*res.Completed {
+			logf("churn %.0f/s: closed reported %d of %d connecting ends, %d of %d accepting ends",
+				step.rate, out, res.Completed, st.closedSeen-out, res.Completed)
 		}
 		r.churnSteps = append(r.churnSteps, st)
-		logf("churn %.0f/s: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, collector %.2f ms CPU per 1000",
-			rate, res.Rate, res.Completed, res.Failed, st.closedSeen, 2*res.Completed, st.cpuPer1000)
-		if res.Rate < 0.9*rate {
-			break // the load generator (and this machine) cannot go faster
+		logf("churn %.0f/s for %s, %d generator processes: achieved %.0f/s, %d connections, %d failed, closed sockets seen %d of %d, %d drops, %d polls, collector %.2f ms CPU per 1000, generators %.0f µs CPU per connection (%.0f/s on %d CPUs)",
+			step.rate, step.dur, st.procs, res.Rate, res.Completed, res.Failed, st.closedSeen, 2*res.Completed, st.drops, polls, st.cpuPer1000,
+			st.genUSPer, st.ceiling(), numCPU())
+		if short = short || st.short(); short && step.rate >= churnTarget {
+			break // the load generators (and this machine) cannot go faster
 		}
 	}
 	return nil
