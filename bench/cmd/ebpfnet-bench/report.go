@@ -68,6 +68,10 @@ type hookCost struct {
 	tracerProgs  []string
 	events       uint64
 	tracerMisses uint64
+	// The tracer's most expensive program on the hook, per run of it: the
+	// per-program target is judged on it.
+	slowestNS   float64
+	slowestProg string
 }
 
 func (r *report) hookCosts() []hookCost {
@@ -87,6 +91,9 @@ func (r *report) hookCosts() []hookCost {
 		case "ebpfnet":
 			hc.tracerProgs = append(hc.tracerProgs, c.name)
 			hc.tracerMisses += c.recMisses
+			if c.runs > 0 && med > hc.slowestNS {
+				hc.slowestNS, hc.slowestProg = med, c.name
+			}
 		}
 	}
 	// Per event: sum over the owner's programs of (runtime / events). Runs of a backup program
@@ -202,8 +209,16 @@ type verdict struct {
 
 // verdictKeys are the keys verdicts can return, in the Targets table's order.
 var verdictKeys = []string{
-	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-bpftrace", "churn", "scale-cpu", "scale-rss",
+	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-untraced", "rr-bpftrace", "churn",
+	"scale-cpu", "scale-rss", "scale-1m-cpu", "scale-1m-rss",
 }
+
+// The targets of the data path (issue 14), each stated once.
+const (
+	maxProgramOverFloor = 1.5  // every hot-path program, per run, against the empty program on its hook
+	rrBelowFloor        = 0.02 // request/response: the tracer arm at most this far below the floor arm, pair by pair
+	rrMinOfUntraced     = 0.95 // and at least this fraction of untraced
+)
 
 // pairDiff is arm a's ratio to untraced minus arm b's, round by round: the arms of one round ran
 // back to back, so this cancels what the machine did between rounds.
@@ -225,16 +240,20 @@ func (r *report) verdicts() []verdict {
 		if hc.hook != "sock_send_length" && hc.hook != "sock_recv_length" {
 			continue
 		}
-		x := hc.tracerNS / hc.floorNS
-		out = append(out, verdict{"cost-" + hc.hook, hc.hook + " program cost within 2x the empty program",
-			fmt.Sprintf("%.0f ns vs %.0f ns: %.2fx", hc.tracerNS, hc.floorNS, x),
-			status(x <= 2, fmt.Sprintf("missed by %.2fx", x/2))})
+		x := hc.slowestNS / hc.floorNS
+		out = append(out, verdict{"cost-" + hc.hook, fmt.Sprintf("every tracer program on %s within %.1fx the empty program", hc.hook, maxProgramOverFloor),
+			fmt.Sprintf("slowest %s %.0f ns vs %.0f ns: %.2fx (all programs per event %.0f ns)", hc.slowestProg, hc.slowestNS, hc.floorNS, x, hc.tracerNS),
+			status(x <= maxProgramOverFloor, fmt.Sprintf("missed by %.2fx", x/maxProgramOverFloor))})
 	}
 	if len(r.rr) > 0 {
 		tr, fl, bt := ratios(r.rr, armTracer).median(), ratios(r.rr, armFloor).median(), ratios(r.rr, armBpftrace).median()
-		out = append(out, verdict{"rr-floor", "request/response with the tracer within 0.02 of the empty-program floor",
-			fmt.Sprintf("tracer %.3f, floor %.3f of untraced: gap %.3f", tr, fl, fl-tr),
-			status(fl-tr <= 0.02, fmt.Sprintf("missed by %.3f", fl-tr-0.02))})
+		df := pairDiff(r.rr, armTracer, armFloor)
+		out = append(out, verdict{"rr-floor", fmt.Sprintf("request/response with the tracer at or above the empty-program floor minus %.2f, pair by pair", rrBelowFloor),
+			fmt.Sprintf("tracer %.3f, floor %.3f of untraced; tracer minus floor round by round %s", tr, fl, df.format(f3)),
+			status(len(df) > 0 && df.min() >= -rrBelowFloor, fmt.Sprintf("missed by %.3f in the worst round", -rrBelowFloor-df.min()))})
+		out = append(out, verdict{"rr-untraced", fmt.Sprintf("request/response with the tracer at least %.2f of untraced", rrMinOfUntraced),
+			fmt.Sprintf("tracer %.3f of untraced (median of the rounds)", tr),
+			status(tr >= rrMinOfUntraced, fmt.Sprintf("missed by %.3f", rrMinOfUntraced-tr))})
 		d := pairDiff(r.rr, armTracer, armBpftrace)
 		outcome := "met"
 		switch {
@@ -252,16 +271,27 @@ func (r *report) verdicts() []verdict {
 	if len(r.churnSteps) > 0 {
 		out = append(out, r.churnVerdict())
 	}
-	for _, row := range r.scaleRows {
-		if row.kind == "synthetic" && row.n == 100_000 && row.failure != "" {
-			out = append(out, verdict{"scale-cpu", "100k tracked connections polled in < 50 ms CPU", "–", status(false, "not measured: "+row.failure)},
-				verdict{"scale-rss", "receiver RSS < 150 MB at 100k", "–", status(false, "not measured: "+row.failure)})
-		}
-		if row.kind == "synthetic" && row.n == 100_000 && row.failure == "" {
-			out = append(out, verdict{"scale-cpu", "100k tracked connections polled in < 50 ms CPU", row.cpuMS.format(f1) + " ms",
-				status(row.cpuMS.median() < 50, fmt.Sprintf("missed by %.0f ms", row.cpuMS.median()-50))})
-			out = append(out, verdict{"scale-rss", "receiver RSS < 150 MB at 100k", fmt.Sprintf("%.0f MB (peak %.0f MB)", row.rssMB, row.hwmMB),
-				status(row.hwmMB < 150, fmt.Sprintf("missed by %.0f MB", row.hwmMB-150))})
+	for _, st := range []struct {
+		n              int
+		cpuKey, rssKey string
+		cpuMS, rssMB   float64
+		label          string
+	}{{100_000, "scale-cpu", "scale-rss", 50, 150, "100k"}, {1_000_000, "scale-1m-cpu", "scale-1m-rss", 500, 600, "1M"}} {
+		for _, row := range r.scaleRows {
+			if row.kind != "synthetic" || row.n != st.n {
+				continue
+			}
+			cpuTarget := fmt.Sprintf("%s tracked connections polled in at most %.0f ms CPU", st.label, st.cpuMS)
+			rssTarget := fmt.Sprintf("receiver RSS at most %.0f MB at %s", st.rssMB, st.label)
+			if row.failure != "" {
+				out = append(out, verdict{st.cpuKey, cpuTarget, "–", status(false, "not measured: "+row.failure)},
+					verdict{st.rssKey, rssTarget, "–", status(false, "not measured: "+row.failure)})
+				continue
+			}
+			out = append(out, verdict{st.cpuKey, cpuTarget, row.cpuMS.format(f1) + " ms",
+				status(row.cpuMS.median() <= st.cpuMS, fmt.Sprintf("missed by %.0f ms", row.cpuMS.median()-st.cpuMS))})
+			out = append(out, verdict{st.rssKey, rssTarget, fmt.Sprintf("%.0f MB (peak %.0f MB)", row.rssMB, row.hwmMB),
+				status(row.hwmMB <= st.rssMB, fmt.Sprintf("missed by %.0f MB", row.hwmMB-st.rssMB))})
 		}
 	}
 	return out

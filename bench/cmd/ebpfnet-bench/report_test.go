@@ -32,7 +32,7 @@ func fakeReport(bpftrace dist) *report {
 			{owner: "ebpfnet", name: "enet_tp_recv", nsPerRun: dist{100}, runs: 100},
 		},
 		churnSteps: []churnStep{{target: 5000, achieved: 5000, completed: 100, closedSeen: 200}},
-		scaleRows:  []scaleRow{{kind: "synthetic", n: 100_000, cpuMS: dist{40}, rssMB: 100, hwmMB: 120}},
+		scaleRows:  []scaleRow{{kind: "synthetic", n: 100_000, cpuMS: dist{40}, rssMB: 100, hwmMB: 120}, {kind: "synthetic", n: 1_000_000, cpuMS: dist{400}, rssMB: 500, hwmMB: 550}},
 	}
 }
 
