@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -117,6 +118,23 @@ func (c *collector) waitClosed(n int, timeout time.Duration, match func(conns.Co
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitCounts polls until the open connections that match show exactly want:
+// (sent, received) bytes by local address.
+func (c *collector) waitCounts(timeout time.Duration, match func(conns.Conn) bool, want map[netip.AddrPort][2]uint64) {
+	c.t.Helper()
+	got := map[netip.AddrPort][2]uint64{}
+	waitFor(c.t, timeout, func() bool {
+		c.poll()
+		clear(got)
+		for _, a := range c.active {
+			if match(a) {
+				got[a.Local] = [2]uint64{a.SentBytes, a.RecvBytes}
+			}
+		}
+		return maps.Equal(got, want)
+	}, "open ends show (sent, received) %v, want "+fmt.Sprint(want), func() any { return got })
 }
 
 // waitActive polls until one active connection matches.

@@ -3,7 +3,6 @@
 package tracer
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -73,17 +72,7 @@ func TestCountsSurviveMissedEvents(t *testing.T) {
 			move(t, cli, srv, toServer)
 			move(t, srv, cli, toClient)
 			want := map[netip.AddrPort][2]uint64{client: {10 + toServer, 20 + toClient}, server: {20 + toClient, 10 + toServer}}
-			got := map[netip.AddrPort][2]uint64{}
-			waitFor(t, 5*time.Second, func() bool {
-				col.poll()
-				clear(got)
-				for _, a := range col.active {
-					if ends(a) {
-						got[a.Local] = [2]uint64{a.SentBytes, a.RecvBytes}
-					}
-				}
-				return got[client] == want[client] && got[server] == want[server]
-			}, "open ends show (sent, received) %v, want "+fmt.Sprint(want), func() any { return got })
+			col.waitCounts(5*time.Second, ends, want)
 
 			cli.Close()
 			srv.Close()

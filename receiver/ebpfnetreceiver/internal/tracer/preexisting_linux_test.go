@@ -3,7 +3,6 @@
 package tracer
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -42,17 +41,7 @@ func TestConnectionOpenBeforeStart(t *testing.T) {
 	move(t, cli, srv, toServer)
 	move(t, srv, cli, toClient)
 	want := map[netip.AddrPort][2]uint64{client: {toServer, toClient}, server: {toClient, toServer}}
-	got := map[netip.AddrPort][2]uint64{}
-	waitFor(t, 10*time.Second, func() bool {
-		col.poll()
-		clear(got)
-		for _, a := range col.active {
-			if mine(a) {
-				got[a.Local] = [2]uint64{a.SentBytes, a.RecvBytes}
-			}
-		}
-		return len(got) == 2 && got[client] == want[client] && got[server] == want[server]
-	}, "after the tracer started: ends show (sent, received) %v, want "+fmt.Sprint(want), func() any { return got })
+	col.waitCounts(10*time.Second, mine, want)
 }
 
 // move writes n bytes on from and reads all of them on to.
