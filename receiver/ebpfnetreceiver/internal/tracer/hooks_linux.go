@@ -123,11 +123,11 @@ func optional(p program) program {
 // hookTable is every way the tracer can get its data, in order of preference.
 func hookTable(p *netflowProgramSpecs) []dataPoint {
 	return []dataPoint{
-		{name: "tcp_state", gives: "TCP open, close, direction and failures", candidates: []candidate{
+		{name: "tcp_state", gives: "TCP open, direction, owner and failures", candidates: []candidate{
 			{ModeTracepoint, hookTPBTF, withBackup(p.EnetTpState, p.EnetTbState, "inet_sock_set_state")},
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtState, "inet_sock_set_state")}},
 		}},
-		{name: "tcp_destroy", gives: "the final counters of TCP connections", candidates: []candidate{
+		{name: "tcp_destroy", gives: "the end of TCP connections sock_ops did not report", candidates: []candidate{
 			{ModeTracepoint, hookTPBTF, withBackup(p.EnetTpDestroy, p.EnetTbDestroy, "tcp_destroy_sock")},
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtDestroy, "tcp_destroy_sock")}},
 		}},
