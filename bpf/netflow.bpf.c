@@ -41,7 +41,8 @@ const enum record_kind *unused_record_kind __attribute__((unused));
 const enum sock_track_state *unused_sock_track_state __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
- * returns after one lookup: the kernel counts its bytes (tcp/counters.h). `tracing` is a
+ * returns after one lookup, of its socket storage or of the socket table: the kernel counts its
+ * bytes (tcp/counters.h). `tracing` is a
  * compile-time constant: true for tp_btf and fexit programs; `storage` true for programs that may
  * use socket storage, which then mark the socket known (maps/tcp_known.h). */
 static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing,
@@ -52,6 +53,10 @@ static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool 
 		if (known && *known)
 			return;
 	}
+	/* The tracepoints see every family; a Unix socket's call must cost no table lookup. */
+	__u16 family = sk_family(sk);
+	if (family != AF_INET && family != AF_INET6)
+		return;
 	__u64 id = sock_id(sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (si && (si->tuple.metadata & CONN_TCP) && si->tracked != SOCK_TUPLE_KNOWN) {
@@ -62,9 +67,6 @@ static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool 
 		}
 		return;
 	}
-	__u16 family = sk_family(sk);
-	if (family != AF_INET && family != AF_INET6)
-		return;
 	__u16 proto = sk_protocol(sk);
 	if (proto == IPPROTO_TCP)
 		tcp_io(sk, si, id, ret, send, tracing);
