@@ -42,9 +42,9 @@ const enum sock_track_state *unused_sock_track_state __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup, of its socket storage or of the socket table: the kernel counts its
- * bytes (tcp/counters.h). `tracing` is a
- * compile-time constant: true for tp_btf and fexit programs; `storage` true for programs that may
- * use socket storage, which then mark the socket known (maps/tcp_known.h). */
+ * bytes (tcp/counters.h). `tracing` is a compile-time constant: true for tp_btf and fexit
+ * programs; `storage` true for programs that may use socket storage, which then mark the socket
+ * known (maps/tcp_known.h). */
 static __always_inline void handle_io(struct sock *sk, int ret, int flags, bool send, const bool tracing,
 				      const bool storage)
 {

@@ -50,21 +50,20 @@ static __always_inline void tcp_baseline(struct sock_info *si, const struct sock
 		unread--; /* the FIN is past copied_seq until the application reads the end */
 	si->sent_base = sent + unsent - (send ? ret : 0);
 	si->recv_base = recv - unread - (send ? 0 : ret);
-	si->segs_out_base = BPF_CORE_READ(tp, data_segs_out);
-	si->segs_in_base = BPF_CORE_READ(tp, data_segs_in);
+	si->segs_out_base = tcp_data_segs_out(sk);
+	si->segs_in_base = tcp_data_segs_in(sk);
 }
 
 /* Writes the socket's counts since its baselines into s. A baseline can stand ahead of the sent
  * counter while bytes written before it are still queued: the count is 0 until they leave. */
 static __always_inline void tcp_counts(struct conn_stats *s, const struct sock *sk, const struct sock_info *si)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 sent, recv;
 	tcp_payload(sk, &sent, &recv);
 	s->sent_bytes = sent > si->sent_base ? sent - si->sent_base : 0;
 	s->recv_bytes = recv > si->recv_base ? recv - si->recv_base : 0;
-	s->sent_packets = (__u32)(BPF_CORE_READ(tp, data_segs_out) - si->segs_out_base);
-	s->recv_packets = (__u32)(BPF_CORE_READ(tp, data_segs_in) - si->segs_in_base);
+	s->sent_packets = (__u32)(tcp_data_segs_out(sk) - si->segs_out_base);
+	s->recv_packets = (__u32)(tcp_data_segs_in(sk) - si->segs_in_base);
 	s->flags &= ~CONN_ASSURED;
 	if (s->sent_bytes)
 		s->flags |= CONN_L_INIT;
