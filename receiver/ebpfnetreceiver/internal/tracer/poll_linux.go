@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -193,12 +192,15 @@ func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) er
 	defer rd.Close()
 	clear(kt.seen) // keeps its buckets for the next walk
 	held := 0
+	var rec netflowConnRecord
 	for {
 		n, rerr := rd.Read(kt.buf[held:])
 		held += n
 		off := 0
 		for ; held-off >= recordSize; off += recordSize {
-			rec := (*netflowConnRecord)(unsafe.Pointer(&kt.buf[off]))
+			if err := decodeRecord(kt.buf[off:off+recordSize], &rec); err != nil {
+				return fmt.Errorf("walk connection table: %w", err)
+			}
 			if _, dup := kt.seen[rec.Tuple]; dup {
 				kt.revisits++
 				continue
