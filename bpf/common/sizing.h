@@ -12,5 +12,9 @@
 /* closed: about 27,000 records, 1.4 s of closes at 20,000 connections per second, so a reader
  * delayed by a busy CPU or a GC pause rarely falls back to the table (delayed, not lost). */
 #define CLOSED_RING_BYTES (4 << 20)
+/* Protocol classification: payload packets of one connection examined before giving up, and
+ * bytes of one packet a classifier may read (protocols/). */
+#define CLASSIFY_MAX_PACKETS 8
+#define CLASSIFY_MAX_BYTES 512
 
 #endif

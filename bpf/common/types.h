@@ -40,6 +40,10 @@ enum telemetry_counter {
 	TELEMETRY_RESCUED,		   /* a backup program handled an event the kernel skipped the primary for */
 	TELEMETRY_LISTEN_MAP_FULL,	   /* listen_ports insert failed: that port's accepts judged by bound port */
 	TELEMETRY_COOKIE_MAP_FULL,	   /* udp_cookies insert failed: that socket's release is not seen */
+	/* Protocol classification (protocols/): outcomes, not drops. */
+	TELEMETRY_CLASSIFIED,		   /* a connection's protocol stack was decided (some layer known) */
+	TELEMETRY_UNCLASSIFIED,		   /* a connection with payload was left unknown */
+	TELEMETRY_CLASSIFY_SHORT,	   /* a classifier needed more bytes than the packet held */
 	TELEMETRY_COUNTER_MAX,
 };
 
@@ -82,12 +86,60 @@ struct conn_tuple {
 	__u32 metadata; /* enum conn_metadata bits */
 };
 
+/* protocol_stack.api */
+enum proto_api {
+	API_UNKNOWN = 0,
+	API_GRPC = 1, /* HTTP/2 whose HEADERS carry content-type application/grpc */
+};
+
+/* protocol_stack.application. HTTP/1 names its version where the first bytes say it. */
+enum proto_application {
+	APP_UNKNOWN = 0,
+	APP_HTTP = 1, /* HTTP/1.x, version not seen */
+	APP_HTTP2 = 2,
+	APP_KAFKA = 3,
+	APP_AMQP = 4, /* 0-9-1 */
+	APP_REDIS = 5,
+	APP_POSTGRES = 6,
+	APP_MYSQL = 7,
+	APP_MONGO = 8,
+	APP_DNS = 9,
+	APP_HTTP10 = 10,
+	APP_HTTP11 = 11,
+};
+
+/* protocol_stack.encryption */
+enum proto_encryption {
+	ENC_NONE = 0,
+	ENC_TLS10 = 1,
+	ENC_TLS11 = 2,
+	ENC_TLS12 = 3,
+	ENC_TLS13 = 4,
+};
+
+/* protocol_stack.flags: where the classification of a connection stands (protocols/). */
+enum stack_flags {
+	STACK_SETTLED = 1 << 0,	    /* decided, or given up: no more work on this connection */
+	STACK_SEEN_EGRESS = 1 << 1,  /* the first payload the local end sent was examined */
+	STACK_SEEN_INGRESS = 1 << 2, /* the first payload the local end received was examined */
+	STACK_TLS_WAIT = 1 << 3,     /* a ClientHello was seen: the ServerHello gives version and ALPN */
+	STACK_H2_WAIT = 1 << 4,	     /* HTTP/2 seen: a HEADERS frame says whether it is gRPC */
+	STACK_HTTP_WAIT = 1 << 5,    /* HTTP/1 request seen without its version: the response gives it */
+};
+
 /* The classification layers of a connection (0 = not classified). */
 struct protocol_stack {
-	__u8 api;
-	__u8 application;
-	__u8 encryption;
-	__u8 flags;
+	__u8 api;	  /* enum proto_api */
+	__u8 application; /* enum proto_application */
+	__u8 encryption;  /* enum proto_encryption */
+	__u8 flags;	  /* enum stack_flags */
+};
+
+/* Classification in progress, in the socket's storage (maps/classify_state.h). */
+struct classify_state {
+	struct protocol_stack stack;
+	__u8 packets; /* payload packets examined so far (at most CLASSIFY_MAX_PACKETS) */
+	__u8 _pad[3];
 };
 
 struct conn_stats {
@@ -141,6 +193,7 @@ struct sock_info {
 	__u32 pid_hint;		 /* tgid that called connect(), or the listener's owner for accepted sockets */
 	__u32 segs_out_base;	 /* TCP: data_segs_out likewise */
 	__u32 segs_in_base;	 /* TCP: data_segs_in likewise */
+	struct protocol_stack stack; /* the settled classification (protocols/), copied into every record */
 	__u16 transitions;	 /* bit n set when the socket entered TCP state n */
 	__u16 failure_reason;	 /* sk_err when the socket entered CLOSE (the app clears it on read) */
 	__u8 direction;		 /* enum conn_direction */
