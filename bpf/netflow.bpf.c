@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Entry points of the otelcol-ebpfnet connection tracer: one line each into a handler of its
- * concern (tcp/, udp/). Several programs may give the same data through different kernel hooks;
+ * concern (tcp/, udp/, protocols/). Several programs may give the same data through different kernel hooks;
  * Go tries them on the running kernel, best first, and attaches one set (see hooks_linux.go).
  * Program names are short (the kernel keeps 15 characters) and share the enet_ prefix so
  * `bpftool prog list` shows ours at a glance:
@@ -24,6 +24,7 @@
 #include "tcp/sockops.h"
 #include "udp/peer.h"
 #include "udp/io.h"
+#include "protocols/hook.h"
 #include "maps/io_args.h"
 #include "maps/guard.h"
 #include "maps/tcp_known.h"
@@ -39,6 +40,11 @@ const enum conn_flags *unused_conn_flags __attribute__((unused));
 const enum conn_direction *unused_conn_direction __attribute__((unused));
 const enum record_kind *unused_record_kind __attribute__((unused));
 const enum sock_track_state *unused_sock_track_state __attribute__((unused));
+const enum proto_api *unused_proto_api __attribute__((unused));
+const enum proto_application *unused_proto_application __attribute__((unused));
+const enum proto_encryption *unused_proto_encryption __attribute__((unused));
+const enum stack_flags *unused_stack_flags __attribute__((unused));
+const struct classify_state *unused_classify_state __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup, of its socket storage or of the socket table: the kernel counts its
@@ -206,19 +212,18 @@ int BPF_PROG(enet_fx_u6send, struct sock *sk, void *msg, size_t len, int ret)
 	return 0;
 }
 
-#define FEXIT_RECV(name, fn)                                                                                \
-	SEC("fexit/" #fn)                                                                                   \
-	int BPF_PROG(name##5, struct sock *sk, void *msg, size_t len, int flags, int *addr_len, int ret)    \
-	{                                                                                                   \
-		handle_io(sk, ret, flags, false, true, false);                                              \
-		return 0;                                                                                   \
-	}                                                                                                   \
-	SEC("fexit/" #fn)                                                                                   \
-	int BPF_PROG(name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags, int *addr_len, \
-		     int ret)                                                                               \
-	{                                                                                                   \
-		handle_io(sk, ret, flags, false, true, false);                                              \
-		return 0;                                                                                   \
+#define FEXIT_RECV(name, fn)                                                                                           \
+	SEC("fexit/" #fn)                                                                                              \
+	int BPF_PROG(name##5, struct sock *sk, void *msg, size_t len, int flags, int *addr_len, int ret)               \
+	{                                                                                                              \
+		handle_io(sk, ret, flags, false, true, false);                                                         \
+		return 0;                                                                                              \
+	}                                                                                                              \
+	SEC("fexit/" #fn)                                                                                              \
+	int BPF_PROG(name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags, int *addr_len, int ret) \
+	{                                                                                                              \
+		handle_io(sk, ret, flags, false, true, false);                                                         \
+		return 0;                                                                                              \
 	}
 
 FEXIT_RECV(enet_fx_trecv, tcp_recvmsg)
@@ -246,38 +251,38 @@ static __always_inline void io_exit(int ret, bool send)
 	handle_io((struct sock *)args.sk, ret, args.flags, send, false, false);
 }
 
-#define KPROBE_SEND(name, fn)                                 \
-	SEC("kprobe/" #fn)                                    \
-	int BPF_KPROBE(enet_kp_##name, struct sock *sk)       \
-	{                                                     \
-		io_enter(sk, 0);                              \
-		return 0;                                     \
-	}                                                     \
-	SEC("kretprobe/" #fn)                                 \
-	int BPF_KRETPROBE(enet_kr_##name, int ret)            \
-	{                                                     \
-		io_exit(ret, true);                           \
-		return 0;                                     \
+#define KPROBE_SEND(name, fn)                                                                                          \
+	SEC("kprobe/" #fn)                                                                                             \
+	int BPF_KPROBE(enet_kp_##name, struct sock *sk)                                                                \
+	{                                                                                                              \
+		io_enter(sk, 0);                                                                                       \
+		return 0;                                                                                              \
+	}                                                                                                              \
+	SEC("kretprobe/" #fn)                                                                                          \
+	int BPF_KRETPROBE(enet_kr_##name, int ret)                                                                     \
+	{                                                                                                              \
+		io_exit(ret, true);                                                                                    \
+		return 0;                                                                                              \
 	}
 
-#define KPROBE_RECV(name, fn)                                                                                      \
-	SEC("kprobe/" #fn)                                                                                         \
-	int BPF_KPROBE(enet_kp_##name##5, struct sock *sk, void *msg, size_t len, int flags)                      \
-	{                                                                                                          \
-		io_enter(sk, flags);                                                                               \
-		return 0;                                                                                          \
-	}                                                                                                          \
-	SEC("kprobe/" #fn)                                                                                         \
-	int BPF_KPROBE(enet_kp_##name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags)        \
-	{                                                                                                          \
-		io_enter(sk, flags);                                                                               \
-		return 0;                                                                                          \
-	}                                                                                                          \
-	SEC("kretprobe/" #fn)                                                                                      \
-	int BPF_KRETPROBE(enet_kr_##name, int ret)                                                                 \
-	{                                                                                                          \
-		io_exit(ret, false);                                                                               \
-		return 0;                                                                                          \
+#define KPROBE_RECV(name, fn)                                                                                          \
+	SEC("kprobe/" #fn)                                                                                             \
+	int BPF_KPROBE(enet_kp_##name##5, struct sock *sk, void *msg, size_t len, int flags)                           \
+	{                                                                                                              \
+		io_enter(sk, flags);                                                                                   \
+		return 0;                                                                                              \
+	}                                                                                                              \
+	SEC("kprobe/" #fn)                                                                                             \
+	int BPF_KPROBE(enet_kp_##name##6, struct sock *sk, void *msg, size_t len, int nonblock, int flags)             \
+	{                                                                                                              \
+		io_enter(sk, flags);                                                                                   \
+		return 0;                                                                                              \
+	}                                                                                                              \
+	SEC("kretprobe/" #fn)                                                                                          \
+	int BPF_KRETPROBE(enet_kr_##name, int ret)                                                                     \
+	{                                                                                                              \
+		io_exit(ret, false);                                                                                   \
+		return 0;                                                                                              \
 	}
 
 KPROBE_SEND(tsend, tcp_sendmsg)
@@ -357,6 +362,23 @@ int BPF_KPROBE(enet_kp_udp6free, struct sock *sk)
 {
 	udp_release(sock_id(sk));
 	return 0;
+}
+
+/* ---- Protocol classification: cgroup_skb on the cgroup2 root (protocols/hook.h) ----
+ * Loaded only with protocol_classification on. They never drop: 1 lets every packet through. */
+
+SEC("cgroup_skb/egress")
+int enet_cg_skbout(struct __sk_buff *skb)
+{
+	handle_skb(skb, true);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int enet_cg_skbin(struct __sk_buff *skb)
+{
+	handle_skb(skb, false);
+	return 1;
 }
 
 /* ---- The poll's read of the connection table (tcp/iter.h) ---- */

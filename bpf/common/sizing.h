@@ -5,10 +5,10 @@
 #ifndef EBPFNET_COMMON_SIZING_H
 #define EBPFNET_COMMON_SIZING_H
 
-#define CONN_MAP_ENTRIES 65536	   /* conns: one per TCP socket, one per UDP socket and peer */
-#define SOCK_MAP_ENTRIES 65536	   /* socks: one per traced TCP or UDP socket */
-#define LISTEN_MAP_ENTRIES 8192	   /* listen_ports: TCP listeners, all namespaces */
-#define UDP_PENDING_ENTRIES 16384  /* udp_pending: threads between a UDP syscall's address hook and its return */
+#define CONN_MAP_ENTRIES 65536	  /* conns: one per TCP socket, one per UDP socket and peer */
+#define SOCK_MAP_ENTRIES 65536	  /* socks: one per traced TCP or UDP socket */
+#define LISTEN_MAP_ENTRIES 8192	  /* listen_ports: TCP listeners, all namespaces */
+#define UDP_PENDING_ENTRIES 16384 /* udp_pending: threads between a UDP syscall's address hook and its return */
 /* closed: about 27,000 records, 1.4 s of closes at 20,000 connections per second, so a reader
  * delayed by a busy CPU or a GC pause rarely falls back to the table (delayed, not lost). */
 #define CLOSED_RING_BYTES (4 << 20)

@@ -12,7 +12,7 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define MSG_PEEK 0x2
-#define SEND_SHUTDOWN 2 /* sk_shutdown: no more sending (include/net/sock.h) */
+#define SEND_SHUTDOWN 2	     /* sk_shutdown: no more sending (include/net/sock.h) */
 #define SOCK_BINDPORT_LOCK 8 /* sk_userlocks: bind() chose the port (include/net/sock.h) */
 
 union addr16 {

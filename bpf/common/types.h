@@ -31,19 +31,19 @@ enum conn_flags {
 /* Indexes of the telemetry per-CPU array. Each counts an event where data was dropped or a
  * fallback was taken; user space sums the CPUs and exports them. */
 enum telemetry_counter {
-	TELEMETRY_CONN_MAP_FULL = 0,	   /* conns insert failed: traffic of that connection not counted */
-	TELEMETRY_SOCK_MAP_FULL,	   /* socks insert failed: socket not tracked */
-	TELEMETRY_RING_RESERVE_FAILED,	   /* closed record kept in conns (CONN_CLOSED) instead */
-	TELEMETRY_CLOSED_LOST,		   /* closed record neither in the ring nor kept in conns */
-	TELEMETRY_MISSED_PEER,		   /* unconnected UDP datagram without a known peer address */
-	TELEMETRY_TUPLE_REUSED,		   /* a new UDP socket reused a tuple whose old entry was still there */
-	TELEMETRY_RESCUED,		   /* a backup program handled an event the kernel skipped the primary for */
-	TELEMETRY_LISTEN_MAP_FULL,	   /* listen_ports insert failed: that port's accepts judged by bound port */
-	TELEMETRY_COOKIE_MAP_FULL,	   /* udp_cookies insert failed: that socket's release is not seen */
+	TELEMETRY_CONN_MAP_FULL = 0,   /* conns insert failed: traffic of that connection not counted */
+	TELEMETRY_SOCK_MAP_FULL,       /* socks insert failed: socket not tracked */
+	TELEMETRY_RING_RESERVE_FAILED, /* closed record kept in conns (CONN_CLOSED) instead */
+	TELEMETRY_CLOSED_LOST,	       /* closed record neither in the ring nor kept in conns */
+	TELEMETRY_MISSED_PEER,	       /* unconnected UDP datagram without a known peer address */
+	TELEMETRY_TUPLE_REUSED,	       /* a new UDP socket reused a tuple whose old entry was still there */
+	TELEMETRY_RESCUED,	       /* a backup program handled an event the kernel skipped the primary for */
+	TELEMETRY_LISTEN_MAP_FULL,     /* listen_ports insert failed: that port's accepts judged by bound port */
+	TELEMETRY_COOKIE_MAP_FULL,     /* udp_cookies insert failed: that socket's release is not seen */
 	/* Protocol classification (protocols/): outcomes, not drops. */
-	TELEMETRY_CLASSIFIED,		   /* a connection's protocol stack was decided (some layer known) */
-	TELEMETRY_UNCLASSIFIED,		   /* a connection with payload was left unknown */
-	TELEMETRY_CLASSIFY_SHORT,	   /* a classifier needed more bytes than the packet held */
+	TELEMETRY_CLASSIFIED,	  /* a connection's protocol stack was decided (some layer known) */
+	TELEMETRY_UNCLASSIFIED,	  /* a connection with payload was left unknown */
+	TELEMETRY_CLASSIFY_SHORT, /* a classifier needed more bytes than the packet held */
 	TELEMETRY_COUNTER_MAX,
 };
 
@@ -67,7 +67,7 @@ enum guard_slot {
 
 /* Kinds of ring-buffer records. */
 enum record_kind {
-	RECORD_CONN_CLOSED = 1,	 /* tuple + final value of a closed connection */
+	RECORD_CONN_CLOSED = 1,	  /* tuple + final value of a closed connection */
 	RECORD_SOCK_RELEASED = 2, /* a UDP socket was released: value.stats.sock_id names it */
 	RECORD_CONN_OPEN = 3,	  /* tuple + value of a table entry, from the conns iterator (tcp/iter.h) */
 };
@@ -75,14 +75,14 @@ enum record_kind {
 /* Key of the connection table. Addresses are 16 bytes as they lie in memory (network byte
  * order), split into two native u64 halves; IPv4 is stored v4-mapped (::ffff:a.b.c.d). */
 struct conn_tuple {
-	__u64 saddr_h; /* local address, bytes 0-7 */
-	__u64 saddr_l; /* local address, bytes 8-15 */
-	__u64 daddr_h; /* peer address, bytes 0-7 */
-	__u64 daddr_l; /* peer address, bytes 8-15 */
-	__u16 sport;   /* local port, host byte order */
-	__u16 dport;   /* peer port, host byte order */
-	__u32 netns;   /* inode number of the socket's network namespace */
-	__u32 pid;     /* tgid of the process that owns the connection */
+	__u64 saddr_h;	/* local address, bytes 0-7 */
+	__u64 saddr_l;	/* local address, bytes 8-15 */
+	__u64 daddr_h;	/* peer address, bytes 0-7 */
+	__u64 daddr_l;	/* peer address, bytes 8-15 */
+	__u16 sport;	/* local port, host byte order */
+	__u16 dport;	/* peer port, host byte order */
+	__u32 netns;	/* inode number of the socket's network namespace */
+	__u32 pid;	/* tgid of the process that owns the connection */
 	__u32 metadata; /* enum conn_metadata bits */
 };
 
@@ -119,7 +119,7 @@ enum proto_encryption {
 
 /* protocol_stack.flags: where the classification of a connection stands (protocols/). */
 enum stack_flags {
-	STACK_SETTLED = 1 << 0,	    /* decided, or given up: no more work on this connection */
+	STACK_SETTLED = 1 << 0,	     /* decided, or given up: no more work on this connection */
 	STACK_SEEN_EGRESS = 1 << 1,  /* the first payload the local end sent was examined */
 	STACK_SEEN_INGRESS = 1 << 2, /* the first payload the local end received was examined */
 	STACK_TLS_WAIT = 1 << 3,     /* a ClientHello was seen: the ServerHello gives version and ALPN */
@@ -138,8 +138,10 @@ struct protocol_stack {
 /* Classification in progress, in the socket's storage (maps/classify_state.h). */
 struct classify_state {
 	struct protocol_stack stack;
-	__u8 packets; /* payload packets examined so far (at most CLASSIFY_MAX_PACKETS) */
-	__u8 _pad[3];
+	__u8 packets;	/* payload packets handed to the classifiers so far (at most CLASSIFY_MAX_PACKETS) */
+	__u8 delivered; /* the settled stack is in the socket's sock_info, or there is none to give */
+	__u8 tries;	/* packets that found no sock_info to deliver a settled stack to */
+	__u8 _pad;
 };
 
 struct conn_stats {
@@ -185,21 +187,21 @@ struct conn_record {
 
 /* Per-socket state, keyed by the socket's address (sock_id). */
 struct sock_info {
-	struct conn_tuple tuple; /* valid once tracked is set */
-	__u64 start;		 /* first seen, ns of CLOCK_MONOTONIC */
-	__u64 cookie;		 /* socket cookie, or a synthetic one (see sock_cookie) */
-	__u64 sent_base;	 /* TCP: payload sent before the tracer saw the socket (tcp/counters.h) */
-	__u64 recv_base;	 /* TCP: payload received likewise */
-	__u32 pid_hint;		 /* tgid that called connect(), or the listener's owner for accepted sockets */
-	__u32 segs_out_base;	 /* TCP: data_segs_out likewise */
-	__u32 segs_in_base;	 /* TCP: data_segs_in likewise */
+	struct conn_tuple tuple;     /* valid once tracked is set */
+	__u64 start;		     /* first seen, ns of CLOCK_MONOTONIC */
+	__u64 cookie;		     /* socket cookie, or a synthetic one (see sock_cookie) */
+	__u64 sent_base;	     /* TCP: payload sent before the tracer saw the socket (tcp/counters.h) */
+	__u64 recv_base;	     /* TCP: payload received likewise */
+	__u32 pid_hint;		     /* tgid that called connect(), or the listener's owner for accepted sockets */
+	__u32 segs_out_base;	     /* TCP: data_segs_out likewise */
+	__u32 segs_in_base;	     /* TCP: data_segs_in likewise */
 	struct protocol_stack stack; /* the settled classification (protocols/), copied into every record */
-	__u16 transitions;	 /* bit n set when the socket entered TCP state n */
-	__u16 failure_reason;	 /* sk_err when the socket entered CLOSE (the app clears it on read) */
-	__u8 direction;		 /* enum conn_direction */
-	__u8 tracked;		 /* enum sock_track_state */
+	__u16 transitions;	     /* bit n set when the socket entered TCP state n */
+	__u16 failure_reason;	     /* sk_err when the socket entered CLOSE (the app clears it on read) */
+	__u8 direction;		     /* enum conn_direction */
+	__u8 tracked;		     /* enum sock_track_state */
 	__u8 _pad[2];
-	char comm[16];		 /* task name of the owner, when it ran in its context (see conn_stats) */
+	char comm[16]; /* task name of the owner, when it ran in its context (see conn_stats) */
 };
 
 /* Key of listen_ports: a TCP port in LISTEN, per network namespace. */

@@ -17,7 +17,7 @@ volatile const __u64 wakeup_watermark = CLOSED_RING_BYTES / 8;
 static __always_inline __u64 ring_submit_flags(void)
 {
 	return bpf_ringbuf_query(&closed, BPF_RB_AVAIL_DATA) >= wakeup_watermark ? BPF_RB_FORCE_WAKEUP
-										     : BPF_RB_NO_WAKEUP;
+										 : BPF_RB_NO_WAKEUP;
 }
 
 #endif

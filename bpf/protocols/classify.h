@@ -24,8 +24,8 @@ static __always_inline __u32 classify_packet(struct protocol_stack *st, const st
 		return CLASSIFY_SHORT;
 	if (b[0] == 'G' && b[1] == 'E' && b[2] == 'T' && b[3] == ' ')
 		st->application = APP_HTTP;
-	if (st->application || (st->flags & (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS)) ==
-				       (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS))
+	if (st->application ||
+	    (st->flags & (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS)) == (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS))
 		st->flags |= STACK_SETTLED;
 	return 0;
 }

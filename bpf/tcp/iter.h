@@ -12,7 +12,7 @@
 
 #include "counters.h"
 
-/* Fresh counts for an open TCP entry. The socket is the one the entry names only while socks
+/* Fresh counts, and the protocol stack once settled, for an open TCP entry. The socket is the one the entry names only while socks
  * holds it under the same cookie: the state handler deletes it at destroy, before the socket's
  * memory can go to another socket. An entry whose socket is gone keeps its last counts; its
  * final record is in the ring for the next poll. */
@@ -23,6 +23,7 @@ static __always_inline void tcp_refresh(struct conn_value *v)
 	if (!si || si->tracked != SOCK_TRACKED || si->cookie != v->stats.cookie)
 		return;
 	tcp_counts(&v->stats, (const struct sock *)id, si);
+	v->stats.protocol_stack = si->stack;
 	v->stats.timestamp = bpf_ktime_get_ns();
 }
 

@@ -25,8 +25,8 @@ static __always_inline void listen_key(struct port_binding *k, const struct sock
 
 /* A new socket of ours: counters start at zero. BPF_ANY, so a stale entry left at the same
  * address by a socket whose end was missed cannot leak into this one. */
-static __always_inline struct sock_info *tcp_sock_new(const struct sock *sk, __u64 id, __u8 direction,
-						      __u32 pid_hint, int newstate, const bool tracing)
+static __always_inline struct sock_info *tcp_sock_new(const struct sock *sk, __u64 id, __u8 direction, __u32 pid_hint,
+						      int newstate, const bool tracing)
 {
 	struct sock_info si = {};
 	si.start = bpf_ktime_get_ns();
@@ -74,6 +74,7 @@ static __always_inline void tcp_close_record(const struct sock *sk, struct sock_
 		conn_init(&final, si, id, 0);
 	}
 	tcp_counts(&final.stats, sk, si);
+	final.stats.protocol_stack = si->stack;
 	final.stats.timestamp = now;
 	final.stats.duration = now - final.stats.start;
 

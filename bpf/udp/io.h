@@ -91,6 +91,7 @@ static __always_inline void udp_io(const struct sock *sk, struct sock_info *si, 
 			return;
 	}
 	stats_add(&v->stats, send, ret, now);
+	v->stats.protocol_stack = si->stack; /* the socket's, once settled (protocols/hook.h) */
 	if (send)
 		__sync_fetch_and_add(&v->stats.sent_packets, 1);
 	else

@@ -51,9 +51,11 @@ type Config struct {
 	// leaves the connection table, so a server that hears from many peers
 	// cannot fill it. A later datagram starts a new flow.
 	UDPIdleTimeout time.Duration `mapstructure:"udp_idle_timeout"`
-	// ProtocolClassification is reserved for classifying payload into
-	// application, RPC and encryption protocols, which is not implemented:
-	// nothing depends on it yet.
+	// ProtocolClassification reads the first payload bytes of each
+	// connection in the kernel to name its protocol stack (the
+	// network.protocol.name, network.protocol.version, rpc.system and
+	// tls.protocol.version attributes). Off, the classifier programs are not
+	// loaded at all and those attributes are never written. On by default.
 	ProtocolClassification bool `mapstructure:"protocol_classification"`
 	// Hooks forces how the tracer reads payload, for debugging: auto (the
 	// default: the best hook the kernel has), tracepoint, fentry or kprobe.

@@ -130,6 +130,7 @@ var optionalAttrs = []struct {
 	with func(string) metadata.MetricAttributeOption
 }{
 	{aggregate.AttrProtocolName, metadata.WithNetworkProtocolNameMetricAttribute},
+	{aggregate.AttrProtocolVersion, metadata.WithNetworkProtocolVersionMetricAttribute},
 	{aggregate.AttrRPCSystem, metadata.WithRPCSystemMetricAttribute},
 	{aggregate.AttrTLSVersion, metadata.WithTLSProtocolVersionMetricAttribute},
 }

@@ -28,6 +28,7 @@ const (
 	AttrPeerAddress
 	AttrPeerPort
 	AttrProtocolName
+	AttrProtocolVersion
 	AttrTransport
 	AttrNetworkType
 	AttrRPCSystem
@@ -95,6 +96,9 @@ var attributes = [numAttrs]attribute{
 	{set: AttrProtocolName, key: "network.protocol.name", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
 		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.Application) },
 		name: func(v uint16) string { return conns.Application(v).String() }},
+	{set: AttrProtocolVersion, key: "network.protocol.version", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
+		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.Application) },
+		name: func(v uint16) string { return conns.Application(v).Version() }},
 	{set: AttrRPCSystem, key: "rpc.system", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
 		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.API) },
 		name: func(v uint16) string { return conns.API(v).String() }},

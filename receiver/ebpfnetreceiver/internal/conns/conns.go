@@ -193,6 +193,16 @@ type Telemetry struct {
 	// Rescued: events a backup program handled because the kernel skipped the
 	// primary. Not a loss; shows how often the guard bites on this host.
 	Rescued uint64 `telemetry:"Rescued"`
+	// Classified: connections whose protocol stack was decided, some layer
+	// known. Unclassified: connections with payload left unknown (no
+	// classifier recognised their first bytes, or their streams had started
+	// before the tracer did). ClassifyShort: packets a classifier could not
+	// decide because they held fewer bytes than it needed (a message split
+	// across packets); the connection may still be decided by later bytes.
+	// Outcomes, not drops.
+	Classified    uint64 `telemetry:"Classified"`
+	Unclassified  uint64 `telemetry:"Unclassified"`
+	ClassifyShort uint64 `telemetry:"ClassifyShort"`
 }
 
 // Drops returns the sum of the counters that mean data was lost: a table

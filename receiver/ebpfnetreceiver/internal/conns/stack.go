@@ -2,8 +2,9 @@
 
 package conns
 
-// ProtocolStack is the classification of a connection, layer by layer. Zero
-// values mean "not classified".
+// ProtocolStack is the classification of a connection, layer by layer, read
+// by the kernel from the first payload bytes of each direction. Zero values
+// mean "not classified": each layer is set only when the bytes were certain.
 type ProtocolStack struct {
 	API         API
 	Application Application
@@ -31,34 +32,50 @@ type Application uint8
 
 const (
 	AppUnknown Application = iota
-	AppHTTP
+	AppHTTP                // HTTP/1.x whose version the first bytes did not say
+	AppHTTP10
+	AppHTTP11
 	AppHTTP2
 	AppKafka
-	AppAMQP
+	AppAMQP // AMQP 0-9-1
 	AppRedis
 	AppPostgres
 	AppMySQL
 	AppMongo
 	AppDNS
+	numApps
 )
 
-var appNames = [...]string{
-	AppUnknown:  "",
-	AppHTTP:     "http",
-	AppHTTP2:    "http2",
-	AppKafka:    "kafka",
-	AppAMQP:     "amqp",
-	AppRedis:    "redis",
-	AppPostgres: "postgresql",
-	AppMySQL:    "mysql",
-	AppMongo:    "mongodb",
-	AppDNS:      "dns",
+// appNames are the network.protocol.name and network.protocol.version
+// values of each application protocol.
+var appNames = [numApps][2]string{
+	AppUnknown:  {"", ""},
+	AppHTTP:     {"http", ""},
+	AppHTTP10:   {"http", "1.0"},
+	AppHTTP11:   {"http", "1.1"},
+	AppHTTP2:    {"http", "2"},
+	AppKafka:    {"kafka", ""},
+	AppAMQP:     {"amqp", ""},
+	AppRedis:    {"redis", ""},
+	AppPostgres: {"postgresql", ""},
+	AppMySQL:    {"mysql", ""},
+	AppMongo:    {"mongodb", ""},
+	AppDNS:      {"dns", ""},
 }
 
 // String returns the value for network.protocol.name ("" when unknown).
 func (a Application) String() string {
-	if int(a) < len(appNames) {
-		return appNames[a]
+	if a < numApps {
+		return appNames[a][0]
+	}
+	return ""
+}
+
+// Version returns the value for network.protocol.version: HTTP's version
+// where the bytes said it, "" otherwise.
+func (a Application) Version() string {
+	if a < numApps {
+		return appNames[a][1]
 	}
 	return ""
 }

@@ -19,6 +19,7 @@ const (
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionClosedMetricAttributeKey = "network.peer.address"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort            EbpfnetConnectionClosedMetricAttributeKey = "network.peer.port"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName        EbpfnetConnectionClosedMetricAttributeKey = "network.protocol.name"
+	EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion     EbpfnetConnectionClosedMetricAttributeKey = "network.protocol.version"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport           EbpfnetConnectionClosedMetricAttributeKey = "network.transport"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkType                EbpfnetConnectionClosedMetricAttributeKey = "network.type"
 	EbpfnetConnectionClosedMetricAttributeKeyRPCSystem                  EbpfnetConnectionClosedMetricAttributeKey = "rpc.system"
@@ -52,9 +53,9 @@ func (ms *EbpfnetConnectionClosedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -77,6 +78,7 @@ const (
 	EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionCountMetricAttributeKey = "network.peer.address"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort            EbpfnetConnectionCountMetricAttributeKey = "network.peer.port"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName        EbpfnetConnectionCountMetricAttributeKey = "network.protocol.name"
+	EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion     EbpfnetConnectionCountMetricAttributeKey = "network.protocol.version"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkTransport           EbpfnetConnectionCountMetricAttributeKey = "network.transport"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkType                EbpfnetConnectionCountMetricAttributeKey = "network.type"
 	EbpfnetConnectionCountMetricAttributeKeyRPCSystem                  EbpfnetConnectionCountMetricAttributeKey = "rpc.system"
@@ -110,9 +112,9 @@ func (ms *EbpfnetConnectionCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetConnectionCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -136,6 +138,7 @@ const (
 	EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionIoMetricAttributeKey = "network.peer.address"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort            EbpfnetConnectionIoMetricAttributeKey = "network.peer.port"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName        EbpfnetConnectionIoMetricAttributeKey = "network.protocol.name"
+	EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion     EbpfnetConnectionIoMetricAttributeKey = "network.protocol.version"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkTransport           EbpfnetConnectionIoMetricAttributeKey = "network.transport"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkType                EbpfnetConnectionIoMetricAttributeKey = "network.type"
 	EbpfnetConnectionIoMetricAttributeKeyRPCSystem                  EbpfnetConnectionIoMetricAttributeKey = "rpc.system"
@@ -169,9 +172,9 @@ func (ms *EbpfnetConnectionIoMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *EbpfnetConnectionIoMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -194,6 +197,7 @@ const (
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionOpenedMetricAttributeKey = "network.peer.address"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort            EbpfnetConnectionOpenedMetricAttributeKey = "network.peer.port"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName        EbpfnetConnectionOpenedMetricAttributeKey = "network.protocol.name"
+	EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion     EbpfnetConnectionOpenedMetricAttributeKey = "network.protocol.version"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport           EbpfnetConnectionOpenedMetricAttributeKey = "network.transport"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkType                EbpfnetConnectionOpenedMetricAttributeKey = "network.type"
 	EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem                  EbpfnetConnectionOpenedMetricAttributeKey = "rpc.system"
@@ -227,9 +231,9 @@ func (ms *EbpfnetConnectionOpenedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionOpenedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -253,6 +257,7 @@ const (
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionPacketCountMetricAttributeKey = "network.peer.address"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort            EbpfnetConnectionPacketCountMetricAttributeKey = "network.peer.port"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName        EbpfnetConnectionPacketCountMetricAttributeKey = "network.protocol.name"
+	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion     EbpfnetConnectionPacketCountMetricAttributeKey = "network.protocol.version"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport           EbpfnetConnectionPacketCountMetricAttributeKey = "network.transport"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType                EbpfnetConnectionPacketCountMetricAttributeKey = "network.type"
 	EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem                  EbpfnetConnectionPacketCountMetricAttributeKey = "rpc.system"
@@ -286,9 +291,9 @@ func (ms *EbpfnetConnectionPacketCountMetricConfig) Unmarshal(parser *confmap.Co
 func (ms *EbpfnetConnectionPacketCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -312,6 +317,7 @@ const (
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress         EbpfnetTCPFailureCountMetricAttributeKey = "network.peer.address"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort            EbpfnetTCPFailureCountMetricAttributeKey = "network.peer.port"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName        EbpfnetTCPFailureCountMetricAttributeKey = "network.protocol.name"
+	EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion     EbpfnetTCPFailureCountMetricAttributeKey = "network.protocol.version"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport           EbpfnetTCPFailureCountMetricAttributeKey = "network.transport"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkType                EbpfnetTCPFailureCountMetricAttributeKey = "network.type"
 	EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem                  EbpfnetTCPFailureCountMetricAttributeKey = "rpc.system"
@@ -345,9 +351,9 @@ func (ms *EbpfnetTCPFailureCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetTCPFailureCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -370,6 +376,7 @@ const (
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress         EbpfnetTCPRetransmitCountMetricAttributeKey = "network.peer.address"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort            EbpfnetTCPRetransmitCountMetricAttributeKey = "network.peer.port"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName        EbpfnetTCPRetransmitCountMetricAttributeKey = "network.protocol.name"
+	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion     EbpfnetTCPRetransmitCountMetricAttributeKey = "network.protocol.version"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport           EbpfnetTCPRetransmitCountMetricAttributeKey = "network.transport"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType                EbpfnetTCPRetransmitCountMetricAttributeKey = "network.type"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem                  EbpfnetTCPRetransmitCountMetricAttributeKey = "rpc.system"
@@ -403,9 +410,9 @@ func (ms *EbpfnetTCPRetransmitCountMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *EbpfnetTCPRetransmitCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -434,37 +441,37 @@ func DefaultMetricsConfig() MetricsConfig {
 		EbpfnetConnectionClosed: EbpfnetConnectionClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionCount: EbpfnetConnectionCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionIo: EbpfnetConnectionIoMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionOpened: EbpfnetConnectionOpenedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionPacketCount: EbpfnetConnectionPacketCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPFailureCount: EbpfnetTCPFailureCountMetricConfig{
 			Enabled:             false,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPRetransmitCount: EbpfnetTCPRetransmitCountMetricConfig{
 			Enabled:             false,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 	}
 }

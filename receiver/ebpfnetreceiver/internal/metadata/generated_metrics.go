@@ -57,9 +57,12 @@ const (
 	_ AttributeEbpfnetTracerData = iota
 	AttributeEbpfnetTracerDataTCPState
 	AttributeEbpfnetTracerDataTCPDestroy
+	AttributeEbpfnetTracerDataTCPClose
+	AttributeEbpfnetTracerDataTCPCounts
 	AttributeEbpfnetTracerDataPayload
 	AttributeEbpfnetTracerDataUDPPeers
 	AttributeEbpfnetTracerDataUDPEnd
+	AttributeEbpfnetTracerDataProtocol
 )
 
 // String returns the string representation of the AttributeEbpfnetTracerData.
@@ -69,12 +72,18 @@ func (av AttributeEbpfnetTracerData) String() string {
 		return "tcp_state"
 	case AttributeEbpfnetTracerDataTCPDestroy:
 		return "tcp_destroy"
+	case AttributeEbpfnetTracerDataTCPClose:
+		return "tcp_close"
+	case AttributeEbpfnetTracerDataTCPCounts:
+		return "tcp_counts"
 	case AttributeEbpfnetTracerDataPayload:
 		return "payload"
 	case AttributeEbpfnetTracerDataUDPPeers:
 		return "udp_peers"
 	case AttributeEbpfnetTracerDataUDPEnd:
 		return "udp_end"
+	case AttributeEbpfnetTracerDataProtocol:
+		return "protocol"
 	}
 	return ""
 }
@@ -83,9 +92,12 @@ func (av AttributeEbpfnetTracerData) String() string {
 var MapAttributeEbpfnetTracerData = map[string]AttributeEbpfnetTracerData{
 	"tcp_state":   AttributeEbpfnetTracerDataTCPState,
 	"tcp_destroy": AttributeEbpfnetTracerDataTCPDestroy,
+	"tcp_close":   AttributeEbpfnetTracerDataTCPClose,
+	"tcp_counts":  AttributeEbpfnetTracerDataTCPCounts,
 	"payload":     AttributeEbpfnetTracerDataPayload,
 	"udp_peers":   AttributeEbpfnetTracerDataUDPPeers,
 	"udp_end":     AttributeEbpfnetTracerDataUDPEnd,
+	"protocol":    AttributeEbpfnetTracerDataProtocol,
 }
 
 // AttributeEbpfnetTracerHook specifies the value ebpfnet.tracer.hook attribute.
@@ -99,6 +111,7 @@ const (
 	AttributeEbpfnetTracerHookFentry
 	AttributeEbpfnetTracerHookKprobe
 	AttributeEbpfnetTracerHookCgroup
+	AttributeEbpfnetTracerHookIter
 )
 
 // String returns the string representation of the AttributeEbpfnetTracerHook.
@@ -116,6 +129,8 @@ func (av AttributeEbpfnetTracerHook) String() string {
 		return "kprobe"
 	case AttributeEbpfnetTracerHookCgroup:
 		return "cgroup"
+	case AttributeEbpfnetTracerHookIter:
+		return "iter"
 	}
 	return ""
 }
@@ -128,6 +143,7 @@ var MapAttributeEbpfnetTracerHook = map[string]AttributeEbpfnetTracerHook{
 	"fentry": AttributeEbpfnetTracerHookFentry,
 	"kprobe": AttributeEbpfnetTracerHookKprobe,
 	"cgroup": AttributeEbpfnetTracerHookCgroup,
+	"iter":   AttributeEbpfnetTracerHookIter,
 }
 
 // AttributeNetworkIoDirection specifies the value network.io.direction attribute.
@@ -211,31 +227,31 @@ var MapAttributeNetworkType = map[string]AttributeNetworkType{
 var MetricsInfo = metricsInfo{
 	EbpfnetConnectionClosed: metricInfo{
 		Name:       "ebpfnet.connection.closed",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionCount: metricInfo{
 		Name:       "ebpfnet.connection.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionIo: metricInfo{
 		Name:       "ebpfnet.connection.io",
-		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionOpened: metricInfo{
 		Name:       "ebpfnet.connection.opened",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionPacketCount: metricInfo{
 		Name:       "ebpfnet.connection.packet.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPFailureCount: metricInfo{
 		Name:       "ebpfnet.tcp.failure.count",
-		Attributes: []string{"ebpfnet.connection.direction", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPRetransmitCount: metricInfo{
 		Name:       "ebpfnet.tcp.retransmit.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 }
 
@@ -267,6 +283,12 @@ func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
 func WithNetworkProtocolNameMetricAttribute(networkProtocolNameAttributeValue string) MetricAttributeOption {
 	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
 		dp.Attributes().PutStr("network.protocol.name", networkProtocolNameAttributeValue)
+	})
+}
+
+func WithNetworkProtocolVersionMetricAttribute(networkProtocolVersionAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("network.protocol.version", networkProtocolVersionAttributeValue)
 	})
 }
 

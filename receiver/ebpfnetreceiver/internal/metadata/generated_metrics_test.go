@@ -84,45 +84,45 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			allMetricsCount++
-			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "error.type-val", "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "error.type-val", "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "error.type-val-2", "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "error.type-val-2", "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			allMetricsCount++
-			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -195,6 +195,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -246,6 +249,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -286,6 +292,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -337,6 +346,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -380,6 +392,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -433,6 +448,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -473,6 +491,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -524,6 +545,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -567,6 +591,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -620,6 +647,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -663,6 +693,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -716,6 +749,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")
@@ -756,6 +792,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
 						assert.True(t, ok)
 						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
@@ -807,6 +846,9 @@ func TestMetricsBuilder(t *testing.T) {
 						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
 						assert.True(t, ok)
 						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
 						_, ok = dp.Attributes().Get("network.transport")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("network.type")

@@ -29,6 +29,8 @@ type TelemetryBuilder struct {
 	mu                               sync.Mutex
 	registrations                    []metric.Registration
 	EbpfnetAggregationOverflow       metric.Int64Counter
+	EbpfnetTracerClassified          metric.Int64Counter
+	EbpfnetTracerClassifyShort       metric.Int64Counter
 	EbpfnetTracerClosedLost          metric.Int64Counter
 	EbpfnetTracerConnectionTableFull metric.Int64Counter
 	EbpfnetTracerCookieTableFull     metric.Int64Counter
@@ -42,6 +44,7 @@ type TelemetryBuilder struct {
 	EbpfnetTracerRingReserveFailed   metric.Int64Counter
 	EbpfnetTracerSocketTableFull     metric.Int64Counter
 	EbpfnetTracerTupleReused         metric.Int64Counter
+	EbpfnetTracerUnclassified        metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -102,6 +105,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_aggregation_overflow",
 		metric.WithDescription("Connections whose data was folded into the overflow series (otel.metric.overflow=true) because the metric already had aggregation.max_series series, counted once per connection and metric. [Alpha]"),
 		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerClassified, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_classified",
+		metric.WithDescription("Connections whose protocol stack the kernel decided from their first payload bytes (some layer known; see network.protocol.name, rpc.system, tls.protocol.version). An outcome, not a loss. [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerClassifyShort, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_classify_short",
+		metric.WithDescription("Packets a protocol classifier could not decide because they held fewer bytes than it needed (a first message split across packets, or longer than the bytes it reads); later packets of the connection may still decide it. Not a loss of counts. [Alpha]"),
+		metric.WithUnit("{packet}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerClosedLost, err = builder.meter.Int64Counter(
@@ -179,6 +194,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.EbpfnetTracerTupleReused, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_tuple_reused",
 		metric.WithDescription("A new UDP socket reused the tuple of an ended one whose entry was still in the table; the old entry was reported closed at once (a loss only if that report was lost, counted in ebpfnet_tracer_closed_lost). [Alpha]"),
+		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerUnclassified, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_unclassified",
+		metric.WithDescription("Connections with payload whose protocol stack was left unknown - no classifier recognised their first bytes, or their streams had started before the tracer did. Their metrics carry no protocol attributes. Not a loss of counts. [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)

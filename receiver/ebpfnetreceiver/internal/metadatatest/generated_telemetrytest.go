@@ -37,6 +37,38 @@ func AssertEqualEbpfnetAggregationOverflow(t *testing.T, tt *componenttest.Telem
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualEbpfnetTracerClassified(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_classified",
+		Description: "Connections whose protocol stack the kernel decided from their first payload bytes (some layer known; see network.protocol.name, rpc.system, tls.protocol.version). An outcome, not a loss. [Alpha]",
+		Unit:        "{connection}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_classified")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualEbpfnetTracerClassifyShort(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_classify_short",
+		Description: "Packets a protocol classifier could not decide because they held fewer bytes than it needed (a first message split across packets, or longer than the bytes it reads); later packets of the connection may still decide it. Not a loss of counts. [Alpha]",
+		Unit:        "{packet}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_classify_short")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualEbpfnetTracerClosedLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_closed_lost",
@@ -239,6 +271,22 @@ func AssertEqualEbpfnetTracerTupleReused(t *testing.T, tt *componenttest.Telemet
 		},
 	}
 	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_tuple_reused")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualEbpfnetTracerUnclassified(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_unclassified",
+		Description: "Connections with payload whose protocol stack was left unknown - no classifier recognised their first bytes, or their streams had started before the tracer did. Their metrics carry no protocol attributes. Not a loss of counts. [Alpha]",
+		Unit:        "{connection}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_unclassified")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -25,6 +25,8 @@ func TestSetupTelemetry(t *testing.T) {
 		return nil
 	}))
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
+	tb.EbpfnetTracerClassified.Add(context.Background(), 1)
+	tb.EbpfnetTracerClassifyShort.Add(context.Background(), 1)
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerConnectionTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerCookieTableFull.Add(context.Background(), 1)
@@ -37,7 +39,14 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetTracerRingReserveFailed.Add(context.Background(), 1)
 	tb.EbpfnetTracerSocketTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerTupleReused.Add(context.Background(), 1)
+	tb.EbpfnetTracerUnclassified.Add(context.Background(), 1)
 	AssertEqualEbpfnetAggregationOverflow(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerClassified(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerClassifyShort(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerClosedLost(t, testTel,
@@ -77,6 +86,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerTupleReused(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerUnclassified(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

@@ -35,9 +35,10 @@ type Config struct {
 	// closed, as of its last datagram, and frees its entry; a later datagram
 	// starts a new flow.
 	UDPIdleTimeout time.Duration
-	// ClassifyProtocols is reserved for payload classification (the
-	// protocol stack of conns.Conn), which is not implemented yet: it has no
-	// effect, and the stack stays zero.
+	// ClassifyProtocols loads the protocol classifiers (cgroup_skb programs,
+	// bpf/protocols/), which read the first payload bytes of each connection
+	// and fill conns.Conn.Stack. Off, they are not loaded at all and the
+	// stack stays zero.
 	ClassifyProtocols bool
 	// Hooks forces how payload is traced, for debugging: ModeTracepoint,
 	// ModeFentry or ModeKprobe. Empty (or HooksAuto) tries them in that order
@@ -67,7 +68,7 @@ var HookModes = []string{HooksAuto, ModeTracepoint, ModeFentry, ModeKprobe}
 
 // Hook is the kernel hook the tracer chose for one piece of data.
 type Hook struct {
-	Data  string // tcp_state, tcp_destroy, tcp_close, tcp_counts, payload, udp_peers, udp_end
+	Data  string // tcp_state, tcp_destroy, tcp_close, tcp_counts, payload, udp_peers, udp_end, protocol
 	Mode  string // ModeTracepoint, ModeFentry, ModeKprobe, ModeCgroup, ModeIterator
 	Hook  string // tp_btf, raw_tp, fexit, fentry, kprobe, cgroup, iter
 	Gives string // what the data is, for people

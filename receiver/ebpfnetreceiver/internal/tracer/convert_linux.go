@@ -73,11 +73,7 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 		Start:       c.time(s.Start),
 		LastSeen:    c.time(s.Timestamp),
 		Duration:    time.Duration(s.Duration),
-		Stack: conns.ProtocolStack{
-			API:         conns.API(s.ProtocolStack.Api),
-			Application: conns.Application(s.ProtocolStack.Application),
-			Encryption:  conns.Encryption(s.ProtocolStack.Encryption),
-		},
+		Stack:       stackFromBPF(s.ProtocolStack),
 	}
 	if conn.Transport == conns.TransportTCP {
 		conn.TCP = conns.TCPStats{
@@ -89,6 +85,48 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 		}
 	}
 	return conn
+}
+
+// The kernel's codes of each layer (bpf/common/types.h) and the domain's
+// values; a code the tables do not know reads as unknown.
+var (
+	apiOf = [...]conns.API{
+		netflowProtoApiAPI_GRPC: conns.APIGRPC,
+	}
+	appOf = [...]conns.Application{
+		netflowProtoApplicationAPP_HTTP:     conns.AppHTTP,
+		netflowProtoApplicationAPP_HTTP10:   conns.AppHTTP10,
+		netflowProtoApplicationAPP_HTTP11:   conns.AppHTTP11,
+		netflowProtoApplicationAPP_HTTP2:    conns.AppHTTP2,
+		netflowProtoApplicationAPP_KAFKA:    conns.AppKafka,
+		netflowProtoApplicationAPP_AMQP:     conns.AppAMQP,
+		netflowProtoApplicationAPP_REDIS:    conns.AppRedis,
+		netflowProtoApplicationAPP_POSTGRES: conns.AppPostgres,
+		netflowProtoApplicationAPP_MYSQL:    conns.AppMySQL,
+		netflowProtoApplicationAPP_MONGO:    conns.AppMongo,
+		netflowProtoApplicationAPP_DNS:      conns.AppDNS,
+	}
+	encryptionOf = [...]conns.Encryption{
+		netflowProtoEncryptionENC_TLS10: conns.EncryptionTLS10,
+		netflowProtoEncryptionENC_TLS11: conns.EncryptionTLS11,
+		netflowProtoEncryptionENC_TLS12: conns.EncryptionTLS12,
+		netflowProtoEncryptionENC_TLS13: conns.EncryptionTLS13,
+	}
+)
+
+// stackFromBPF decodes a connection's protocol stack.
+func stackFromBPF(p netflowProtocolStack) conns.ProtocolStack {
+	var st conns.ProtocolStack
+	if int(p.Api) < len(apiOf) {
+		st.API = apiOf[p.Api]
+	}
+	if int(p.Application) < len(appOf) {
+		st.Application = appOf[p.Application]
+	}
+	if int(p.Encryption) < len(encryptionOf) {
+		st.Encryption = encryptionOf[p.Encryption]
+	}
+	return st
 }
 
 // cString is a NUL-terminated C string of a fixed-size array.

@@ -33,6 +33,13 @@ const hooksEnv = "EBPFNET_TEST_HOOKS"
 // machine that cannot run BPF skips the test; under CI it fails.
 func startTracer(t *testing.T, cfg Config) *Tracer {
 	t.Helper()
+	cfg.ClassifyProtocols = true // the receiver's default
+	return startTracerAs(t, cfg)
+}
+
+// startTracerAs starts a tracer with cfg as it is.
+func startTracerAs(t *testing.T, cfg Config) *Tracer {
+	t.Helper()
 	privtest.Require(t)
 	if cfg.Logger == nil {
 		cfg.Logger = zaptest.NewLogger(t)

@@ -16,21 +16,21 @@ import (
 
 // kernelHooks is the hook each kernel of the matrix gives each piece of data,
 // as the README's "Supported kernels" table says: tcp_state, tcp_destroy,
-// tcp_close, tcp_counts, payload, udp_peers, udp_end. Keyed by architecture, kernel version
+// tcp_close, tcp_counts, payload, udp_peers, udp_end, protocol. Keyed by architecture, kernel version
 // (major.minor of uname -r) and the forced payload mode ("" for auto).
-var kernelHooks = map[string][7]string{
-	"amd64 5.10":        {"tp_btf", "tp_btf", "cgroup", "iter", "fexit", "cgroup", "fentry"},
-	"amd64 5.10 kprobe": {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe"},
-	"amd64 6.1":         {"tp_btf", "tp_btf", "cgroup", "iter", "fexit", "cgroup", "cgroup"},
-	"amd64 6.1 kprobe":  {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe"},
-	"amd64 6.12":        {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup"},
-	"amd64 6.18":        {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup"}, // this machine kind and CI
-	"amd64 7.3":         {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup"},
+var kernelHooks = map[string][8]string{
+	"amd64 5.10":        {"tp_btf", "tp_btf", "cgroup", "iter", "fexit", "cgroup", "fentry", "cgroup"},
+	"amd64 5.10 kprobe": {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe", "cgroup"},
+	"amd64 6.1":         {"tp_btf", "tp_btf", "cgroup", "iter", "fexit", "cgroup", "cgroup", "cgroup"},
+	"amd64 6.1 kprobe":  {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe", "cgroup"},
+	"amd64 6.12":        {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup", "cgroup"},
+	"amd64 6.18":        {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup", "cgroup"}, // this machine kind and CI
+	"amd64 7.3":         {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup", "cgroup"},
 	// arm64 6.1 has no fexit ("create raw tracepoint: not supported"), so its
 	// payload falls back to kprobes on its own, and the UDP end with it.
-	"arm64 6.1":  {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe"},
-	"arm64 6.12": {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup"},
-	"arm64 7.3":  {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup"},
+	"arm64 6.1":  {"tp_btf", "tp_btf", "cgroup", "iter", "kprobe", "cgroup", "kprobe", "cgroup"},
+	"arm64 6.12": {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup", "cgroup"},
+	"arm64 7.3":  {"tp_btf", "tp_btf", "cgroup", "iter", "tp_btf", "cgroup", "cgroup", "cgroup"},
 }
 
 // TestHookChoiceMatchesTable: on every kernel of the matrix the tracer picks
@@ -54,12 +54,12 @@ func TestHookChoiceMatchesTable(t *testing.T) {
 	if !ok {
 		privtest.SkipOrFail(t, fmt.Errorf("kernel %s (%s) has no row in kernelHooks: add what the matrix shows", release, key))
 	}
-	tr := startTracer(t, Config{})
+	tr := startTracer(t, Config{ClassifyProtocols: true})
 	got := map[string]string{}
 	for _, h := range tr.Hooks() {
 		got[h.Data] = h.Hook
 	}
-	for i, data := range []string{"tcp_state", "tcp_destroy", "tcp_close", "tcp_counts", "payload", "udp_peers", "udp_end"} {
+	for i, data := range []string{"tcp_state", "tcp_destroy", "tcp_close", "tcp_counts", "payload", "udp_peers", "udp_end", "protocol"} {
 		if got[data] != want[i] {
 			t.Errorf("%s on %s: hook %q, the table says %q", data, key, got[data], want[i])
 		}

@@ -68,6 +68,8 @@ type dataPoint struct {
 const (
 	dataPayload = "payload"
 	dataUDPEnd  = "udp_end"
+	// dataProtocol: protocol classification, loaded only when configured.
+	dataProtocol = "protocol"
 	hookTPBTF   = "tp_btf"
 	hookFexit   = "fexit"
 )
@@ -120,9 +122,10 @@ func optional(p program) program {
 	return p
 }
 
-// hookTable is every way the tracer can get its data, in order of preference.
-func hookTable(p *netflowProgramSpecs) []dataPoint {
-	return []dataPoint{
+// hookTable is every way the tracer can get its data, in order of preference;
+// classify adds the protocol classifiers.
+func hookTable(p *netflowProgramSpecs, classify bool) []dataPoint {
+	points := []dataPoint{
 		{name: "tcp_state", gives: "TCP open, direction, owner and failures", candidates: []candidate{
 			{ModeTracepoint, hookTPBTF, withBackup(p.EnetTpState, p.EnetTbState, "inet_sock_set_state")},
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtState, "inet_sock_set_state")}},
@@ -168,6 +171,12 @@ func hookTable(p *netflowProgramSpecs) []dataPoint {
 			{ModeKprobe, "kprobe", []program{kprobe(p.EnetKpUdpfree, "udp_destroy_sock"), kprobe(p.EnetKpUdp6free, "udpv6_destroy_sock")}},
 		}},
 	}
+	if classify {
+		points = append(points, dataPoint{name: dataProtocol, gives: "the protocol stack of each connection, from its first payload bytes", candidates: []candidate{
+			{ModeCgroup, "cgroup", []program{cgroup(p.EnetCgSkbout), cgroup(p.EnetCgSkbin)}},
+		}})
+	}
+	return points
 }
 
 // allowHooks returns the candidate filter for the forcing option. The cgroup

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type netflowClassifyState struct {
+	_         structs.HostLayout
+	Stack     netflowProtocolStack
+	Packets   uint8
+	Delivered uint8
+	Tries     uint8
+	Pad       uint8
+}
+
 type netflowConnDirection uint32
 
 const (
@@ -58,17 +67,11 @@ type netflowConnStats struct {
 	Duration      uint64
 	Cookie        uint64
 	SockId        uint64
-	ProtocolStack struct {
-		_           structs.HostLayout
-		Api         uint8
-		Application uint8
-		Encryption  uint8
-		Flags       uint8
-	}
-	Flags     uint8
-	Direction uint8
-	Pad       [2]uint8
-	Comm      [16]int8
+	ProtocolStack netflowProtocolStack
+	Flags         uint8
+	Direction     uint8
+	Pad           [2]uint8
+	Comm          [16]int8
 }
 
 type netflowConnTuple struct {
@@ -97,6 +100,48 @@ type netflowPortBinding struct {
 	Pad   uint16
 }
 
+type netflowProtoApi uint32
+
+const (
+	netflowProtoApiAPI_UNKNOWN netflowProtoApi = 0
+	netflowProtoApiAPI_GRPC    netflowProtoApi = 1
+)
+
+type netflowProtoApplication uint32
+
+const (
+	netflowProtoApplicationAPP_UNKNOWN  netflowProtoApplication = 0
+	netflowProtoApplicationAPP_HTTP     netflowProtoApplication = 1
+	netflowProtoApplicationAPP_HTTP2    netflowProtoApplication = 2
+	netflowProtoApplicationAPP_KAFKA    netflowProtoApplication = 3
+	netflowProtoApplicationAPP_AMQP     netflowProtoApplication = 4
+	netflowProtoApplicationAPP_REDIS    netflowProtoApplication = 5
+	netflowProtoApplicationAPP_POSTGRES netflowProtoApplication = 6
+	netflowProtoApplicationAPP_MYSQL    netflowProtoApplication = 7
+	netflowProtoApplicationAPP_MONGO    netflowProtoApplication = 8
+	netflowProtoApplicationAPP_DNS      netflowProtoApplication = 9
+	netflowProtoApplicationAPP_HTTP10   netflowProtoApplication = 10
+	netflowProtoApplicationAPP_HTTP11   netflowProtoApplication = 11
+)
+
+type netflowProtoEncryption uint32
+
+const (
+	netflowProtoEncryptionENC_NONE  netflowProtoEncryption = 0
+	netflowProtoEncryptionENC_TLS10 netflowProtoEncryption = 1
+	netflowProtoEncryptionENC_TLS11 netflowProtoEncryption = 2
+	netflowProtoEncryptionENC_TLS12 netflowProtoEncryption = 3
+	netflowProtoEncryptionENC_TLS13 netflowProtoEncryption = 4
+)
+
+type netflowProtocolStack struct {
+	_           structs.HostLayout
+	Api         uint8
+	Application uint8
+	Encryption  uint8
+	Flags       uint8
+}
+
 type netflowRecordKind uint32
 
 const (
@@ -115,13 +160,13 @@ type netflowSockInfo struct {
 	PidHint       uint32
 	SegsOutBase   uint32
 	SegsInBase    uint32
+	Stack         netflowProtocolStack
 	Transitions   uint16
 	FailureReason uint16
 	Direction     uint8
 	Tracked       uint8
 	Pad           [2]uint8
 	Comm          [16]int8
-	_             [4]byte
 }
 
 type netflowSockTrackState uint32
@@ -132,6 +177,17 @@ const (
 	netflowSockTrackStateSOCK_TRACK_FAILED netflowSockTrackState = 2
 	netflowSockTrackStateSOCK_RELEASED     netflowSockTrackState = 3
 	netflowSockTrackStateSOCK_TUPLE_KNOWN  netflowSockTrackState = 4
+)
+
+type netflowStackFlags uint32
+
+const (
+	netflowStackFlagsSTACK_SETTLED      netflowStackFlags = 1
+	netflowStackFlagsSTACK_SEEN_EGRESS  netflowStackFlags = 2
+	netflowStackFlagsSTACK_SEEN_INGRESS netflowStackFlags = 4
+	netflowStackFlagsSTACK_TLS_WAIT     netflowStackFlags = 8
+	netflowStackFlagsSTACK_H2WAIT       netflowStackFlags = 16
+	netflowStackFlagsSTACK_HTTP_WAIT    netflowStackFlags = 32
 )
 
 type netflowTcpStats struct {
@@ -155,7 +211,10 @@ const (
 	netflowTelemetryCounterTELEMETRY_RESCUED             netflowTelemetryCounter = 6
 	netflowTelemetryCounterTELEMETRY_LISTEN_MAP_FULL     netflowTelemetryCounter = 7
 	netflowTelemetryCounterTELEMETRY_COOKIE_MAP_FULL     netflowTelemetryCounter = 8
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 9
+	netflowTelemetryCounterTELEMETRY_CLASSIFIED          netflowTelemetryCounter = 9
+	netflowTelemetryCounterTELEMETRY_UNCLASSIFIED        netflowTelemetryCounter = 10
+	netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT      netflowTelemetryCounter = 11
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 12
 )
 
 type netflowUdpPeer struct {
@@ -176,6 +235,7 @@ const (
 	netflowMapIoArgs                 = "io_args"
 	netflowMapListenPorts            = "listen_ports"
 	netflowMapSocks                  = "socks"
+	netflowMapStacks                 = "stacks"
 	netflowMapTcpKnown               = "tcp_known"
 	netflowMapTelemetry              = "telemetry"
 	netflowMapUdpCookies             = "udp_cookies"
@@ -185,6 +245,8 @@ const (
 	netflowProgEnetCgRelease         = "enet_cg_release"
 	netflowProgEnetCgSend4           = "enet_cg_send4"
 	netflowProgEnetCgSend6           = "enet_cg_send6"
+	netflowProgEnetCgSkbin           = "enet_cg_skbin"
+	netflowProgEnetCgSkbout          = "enet_cg_skbout"
 	netflowProgEnetCgSockops         = "enet_cg_sockops"
 	netflowProgEnetFeUdp6free        = "enet_fe_udp6free"
 	netflowProgEnetFeUdpfree         = "enet_fe_udpfree"
@@ -230,13 +292,18 @@ const (
 	netflowProgEnetTpSend            = "enet_tp_send"
 	netflowProgEnetTpState           = "enet_tp_state"
 	netflowVarCookieHelper           = "cookie_helper"
+	netflowVarUnusedClassifyState    = "unused_classify_state"
 	netflowVarUnusedConnDirection    = "unused_conn_direction"
 	netflowVarUnusedConnFlags        = "unused_conn_flags"
 	netflowVarUnusedConnMetadata     = "unused_conn_metadata"
 	netflowVarUnusedConnRecord       = "unused_conn_record"
+	netflowVarUnusedProtoApi         = "unused_proto_api"
+	netflowVarUnusedProtoApplication = "unused_proto_application"
+	netflowVarUnusedProtoEncryption  = "unused_proto_encryption"
 	netflowVarUnusedRecordKind       = "unused_record_kind"
 	netflowVarUnusedSockInfo         = "unused_sock_info"
 	netflowVarUnusedSockTrackState   = "unused_sock_track_state"
+	netflowVarUnusedStackFlags       = "unused_stack_flags"
 	netflowVarUnusedTelemetryCounter = "unused_telemetry_counter"
 	netflowVarWakeupWatermark        = "wakeup_watermark"
 )
@@ -288,6 +355,8 @@ type netflowProgramSpecs struct {
 	EnetCgRelease  *ebpf.ProgramSpec `ebpf:"enet_cg_release"`
 	EnetCgSend4    *ebpf.ProgramSpec `ebpf:"enet_cg_send4"`
 	EnetCgSend6    *ebpf.ProgramSpec `ebpf:"enet_cg_send6"`
+	EnetCgSkbin    *ebpf.ProgramSpec `ebpf:"enet_cg_skbin"`
+	EnetCgSkbout   *ebpf.ProgramSpec `ebpf:"enet_cg_skbout"`
 	EnetCgSockops  *ebpf.ProgramSpec `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.ProgramSpec `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.ProgramSpec `ebpf:"enet_fe_udpfree"`
@@ -344,6 +413,7 @@ type netflowMapSpecs struct {
 	IoArgs      *ebpf.MapSpec `ebpf:"io_args"`
 	ListenPorts *ebpf.MapSpec `ebpf:"listen_ports"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	TcpKnown    *ebpf.MapSpec `ebpf:"tcp_known"`
 	Telemetry   *ebpf.MapSpec `ebpf:"telemetry"`
 	UdpCookies  *ebpf.MapSpec `ebpf:"udp_cookies"`
@@ -355,13 +425,18 @@ type netflowMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netflowVariableSpecs struct {
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
+	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.VariableSpec `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.VariableSpec `ebpf:"unused_conn_flags"`
 	UnusedConnMetadata     *ebpf.VariableSpec `ebpf:"unused_conn_metadata"`
 	UnusedConnRecord       *ebpf.VariableSpec `ebpf:"unused_conn_record"`
+	UnusedProtoApi         *ebpf.VariableSpec `ebpf:"unused_proto_api"`
+	UnusedProtoApplication *ebpf.VariableSpec `ebpf:"unused_proto_application"`
+	UnusedProtoEncryption  *ebpf.VariableSpec `ebpf:"unused_proto_encryption"`
 	UnusedRecordKind       *ebpf.VariableSpec `ebpf:"unused_record_kind"`
 	UnusedSockInfo         *ebpf.VariableSpec `ebpf:"unused_sock_info"`
 	UnusedSockTrackState   *ebpf.VariableSpec `ebpf:"unused_sock_track_state"`
+	UnusedStackFlags       *ebpf.VariableSpec `ebpf:"unused_stack_flags"`
 	UnusedTelemetryCounter *ebpf.VariableSpec `ebpf:"unused_telemetry_counter"`
 	WakeupWatermark        *ebpf.VariableSpec `ebpf:"wakeup_watermark"`
 }
@@ -392,6 +467,7 @@ type netflowMaps struct {
 	IoArgs      *ebpf.Map `ebpf:"io_args"`
 	ListenPorts *ebpf.Map `ebpf:"listen_ports"`
 	Socks       *ebpf.Map `ebpf:"socks"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
 	TcpKnown    *ebpf.Map `ebpf:"tcp_known"`
 	Telemetry   *ebpf.Map `ebpf:"telemetry"`
 	UdpCookies  *ebpf.Map `ebpf:"udp_cookies"`
@@ -406,6 +482,7 @@ func (m *netflowMaps) Close() error {
 		m.IoArgs,
 		m.ListenPorts,
 		m.Socks,
+		m.Stacks,
 		m.TcpKnown,
 		m.Telemetry,
 		m.UdpCookies,
@@ -418,13 +495,18 @@ func (m *netflowMaps) Close() error {
 // It can be passed to loadNetflowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netflowVariables struct {
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
+	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.Variable `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.Variable `ebpf:"unused_conn_flags"`
 	UnusedConnMetadata     *ebpf.Variable `ebpf:"unused_conn_metadata"`
 	UnusedConnRecord       *ebpf.Variable `ebpf:"unused_conn_record"`
+	UnusedProtoApi         *ebpf.Variable `ebpf:"unused_proto_api"`
+	UnusedProtoApplication *ebpf.Variable `ebpf:"unused_proto_application"`
+	UnusedProtoEncryption  *ebpf.Variable `ebpf:"unused_proto_encryption"`
 	UnusedRecordKind       *ebpf.Variable `ebpf:"unused_record_kind"`
 	UnusedSockInfo         *ebpf.Variable `ebpf:"unused_sock_info"`
 	UnusedSockTrackState   *ebpf.Variable `ebpf:"unused_sock_track_state"`
+	UnusedStackFlags       *ebpf.Variable `ebpf:"unused_stack_flags"`
 	UnusedTelemetryCounter *ebpf.Variable `ebpf:"unused_telemetry_counter"`
 	WakeupWatermark        *ebpf.Variable `ebpf:"wakeup_watermark"`
 }
@@ -438,6 +520,8 @@ type netflowPrograms struct {
 	EnetCgRelease  *ebpf.Program `ebpf:"enet_cg_release"`
 	EnetCgSend4    *ebpf.Program `ebpf:"enet_cg_send4"`
 	EnetCgSend6    *ebpf.Program `ebpf:"enet_cg_send6"`
+	EnetCgSkbin    *ebpf.Program `ebpf:"enet_cg_skbin"`
+	EnetCgSkbout   *ebpf.Program `ebpf:"enet_cg_skbout"`
 	EnetCgSockops  *ebpf.Program `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.Program `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.Program `ebpf:"enet_fe_udpfree"`
@@ -491,6 +575,8 @@ func (p *netflowPrograms) Close() error {
 		p.EnetCgRelease,
 		p.EnetCgSend4,
 		p.EnetCgSend6,
+		p.EnetCgSkbin,
+		p.EnetCgSkbout,
 		p.EnetCgSockops,
 		p.EnetFeUdp6free,
 		p.EnetFeUdpfree,

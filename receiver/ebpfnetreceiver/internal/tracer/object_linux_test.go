@@ -35,7 +35,7 @@ func TestHookTableCoversObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := map[string]bool{s.EnetPrCookie.Name: true}
-	for _, dp := range hookTable(&s.netflowProgramSpecs) {
+	for _, dp := range hookTable(&s.netflowProgramSpecs, true) {
 		for _, c := range dp.candidates {
 			for i, p := range c.programs {
 				specs := []*ebpf.ProgramSpec{p.spec}

@@ -34,6 +34,9 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		ListenMapFull:     k[netflowTelemetryCounterTELEMETRY_LISTEN_MAP_FULL],
 		CookieMapFull:     k[netflowTelemetryCounterTELEMETRY_COOKIE_MAP_FULL],
 		Rescued:           k[netflowTelemetryCounterTELEMETRY_RESCUED],
+		Classified:        k[netflowTelemetryCounterTELEMETRY_CLASSIFIED],
+		Unclassified:      k[netflowTelemetryCounterTELEMETRY_UNCLASSIFIED],
+		ClassifyShort:     k[netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT],
 		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
 }

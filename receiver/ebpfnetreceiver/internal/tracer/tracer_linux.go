@@ -107,7 +107,7 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	t.loader = &loader{spec: spec, maps: byName, cgroupPath: cgroupPath, kernelBTF: kernelBTF, log: log}
-	t.hooks, err = t.loader.choose(hookTable(&specs.netflowProgramSpecs), allowHooks(force, cookies))
+	t.hooks, err = t.loader.choose(hookTable(&specs.netflowProgramSpecs, cfg.ClassifyProtocols), allowHooks(force, cookies))
 	if err != nil {
 		return nil, errors.Join(err, t.loader.close(), t.closeMaps())
 	}
@@ -121,7 +121,7 @@ func New(cfg Config) (*Tracer, error) {
 	for _, h := range t.hooks {
 		log.Info("ebpfnet hook attached", zap.String("data", h.Data), zap.String("mode", h.Mode), zap.String("hook", h.Hook), zap.String("gives", h.Gives))
 	}
-	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks))
+	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks), zap.Bool("protocol_classification", cfg.ClassifyProtocols))
 	return t, nil
 }
 
