@@ -7,6 +7,10 @@
 #     iproute2: `ip` (netns, veth) and `ss` (ground truth for the TCP tests)
 #     util-linux: `setpriv` (the end-to-end tests run the collector unprivileged)
 #     gcc, libc6-dev: cgo, which `go test -race` (make test) needs
+#     nginx-light, redis-server (redis-cli, redis-benchmark), postgresql (initdb, postgres, psql),
+#     mariadb-server and mariadb-client, rabbitmq-server, dnsmasq-base, bind9-dnsutils (dig), curl:
+#       the real servers and clients of the protocol-classification end-to-end test (distrotest);
+#       the test starts and stops them itself, so none is left running as a service (see below)
 #   scripts/ci/deps.sh bench  make bench: bpftrace (the suite's bpftrace arm runs bench/bpftrace/bytes.bt)
 # Go is not a Debian package here (Debian's is too old): the build and tests need it on PATH, at
 # least the version go.mod names, and fail here otherwise. (The bench set runs under sudo, which
@@ -20,7 +24,11 @@ die() {
 }
 
 case "${1:-}" in
-"") pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 util-linux make git gcc libc6-dev) ;;
+"")
+	pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 util-linux make git gcc libc6-dev
+		nginx-light redis-server redis-tools postgresql mariadb-server mariadb-client rabbitmq-server
+		dnsmasq-base bind9-dnsutils curl)
+	;;
 bench) pkgs=(bpftrace) ;;
 *) die "unknown package set '$1' (none: build and tests; bench: make bench)" ;;
 esac
@@ -35,7 +43,19 @@ if ((${#missing[@]})); then
 	# Waits for another apt (another job on the same machine) instead of failing at once.
 	apt=(apt-get -o DPkg::Lock::Timeout=600 -qq)
 	"${apt[@]}" update || die "apt-get update failed (installing ${missing[*]})"
-	"${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+	# The servers' packages start their system services on install unless policy-rc.d says no:
+	# the tests run their own instances on ports they choose, and a service on 80, 5432, 3306,
+	# 5672 or 6379 would only be in the way. An image that has its own policy-rc.d keeps it.
+	policy=
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+	fi
+	rc=0
+	"${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	[[ -z $policy ]] || rm -f "$policy"
+	((rc == 0)) || die "apt-get install ${missing[*]} failed"
 fi
 
 case "${1:-}" in
@@ -58,6 +78,13 @@ case "${1:-}" in
 	[[ $(go env CGO_ENABLED) == 1 ]] || die "CGO_ENABLED is $(go env CGO_ENABLED), and go test -race needs cgo: unset it or set CGO_ENABLED=1"
 	echo "gcc: $(gcc --version | head -1)"
 	echo "clang: $(clang-19 --version | head -1)"
+	# The protocol end-to-end test's servers and clients (postgres and initdb live outside PATH,
+	# under /usr/lib/postgresql/<major>/bin, where the test looks for them).
+	for c in nginx redis-server redis-cli redis-benchmark psql mariadbd mariadb-install-db mariadb \
+		rabbitmq-server epmd dnsmasq dig curl; do
+		command -v "$c" >/dev/null || die "$c is missing although its package is installed"
+	done
+	compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || die "no /usr/lib/postgresql/*/bin/postgres"
 	;;
 bench)
 	echo "bpftrace: $(bpftrace --version)"
