@@ -83,7 +83,19 @@ func TestProtocolsClassified(t *testing.T) {
 	start := time.Now()
 	bin, _ := binaries(t)
 
+	var cases []protoCase
+	// Registered first, so it runs last, after every server's cleanup: by
+	// then nothing listens on their ports.
+	t.Cleanup(func() {
+		for _, c := range cases {
+			if l, err := listening(c.transport, c.port); err != nil || l {
+				t.Errorf("%s: %s port %d still bound after the servers stopped (%v)", c.name, c.transport, c.port, err)
+			}
+		}
+	})
+
 	// Servers. RabbitMQ takes longest: it starts first and is waited for last.
+	ready := func(what string) { t.Logf("%s ready at %v", what, time.Since(start).Round(time.Millisecond)) }
 	rabbit := startRabbitMQ(t)
 	web := map[string]nginxListener{
 		"http11":          {port: freePort(t)},
@@ -96,16 +108,21 @@ func TestProtocolsClassified(t *testing.T) {
 		"tls13-h2-single": {port: freePort(t), tls: "TLSv1.3", http2: true},
 	}
 	startNginx(t, slices.Collect(maps.Values(web)))
+	ready("nginx")
 	redisPort := startRedis(t)
+	ready("redis-server")
 	pgPort := startPostgres(t)
+	ready("postgres")
 	myPort := startMariaDB(t)
+	ready("mariadbd")
 	dnsPort := startDnsmasq(t)
+	ready("dnsmasq")
 	grpcPort := startGRPC(t)
 	kafkaPort := startKafka(t)
 	mongoPort := startMongo(t)
 	echoPort := startEcho(t)
 	rabbit.wait(t)
-	t.Logf("servers ready after %v", time.Since(start).Round(time.Millisecond))
+	ready("rabbitmq-server")
 
 	url := func(c, scheme string) string {
 		return fmt.Sprintf("%s://127.0.0.1:%d/", scheme, web[c].port)
@@ -140,7 +157,7 @@ func TestProtocolsClassified(t *testing.T) {
 		}
 	}
 
-	cases := []protoCase{
+	cases = []protoCase{
 		{"http/1.1", "tcp", web["http11"].port, http("1.1"), func(t *testing.T) {
 			curlWants("1.1")(t, "--http1.1", url("http11", "http"))
 		}},
