@@ -12,6 +12,12 @@
 //     programs, links or maps behind;
 //   - without privileges it fails fast with one line naming the missing
 //     capability; with only the capabilities of deploy/systemd it works;
+//   - every protocol the classifiers know, spoken by real servers (nginx,
+//     redis-server, PostgreSQL, MariaDB, RabbitMQ, dnsmasq) and clients (curl,
+//     redis-cli, psql, mariadb, dig) the test runs on loopback ports it picks,
+//     and by Go servers and clients in the test (gRPC, kfake for Kafka, a
+//     MongoDB wire responder for the official driver): both ends of every
+//     connection carry exactly the expected protocol attributes;
 //   - `validate` accepts the shipped configurations and names the key of a bad
 //     ebpfnet configuration.
 //

@@ -39,6 +39,7 @@ var protocolTools = map[string]string{
 	"mariadbd":           "mariadb-server",
 	"mariadb":            "mariadb-client",
 	"epmd":               "erlang-base (rabbitmq-server)",
+	rabbitmqServer:       "rabbitmq-server",
 	"dnsmasq":            "dnsmasq-base",
 	"dig":                "bind9-dnsutils",
 	"setpriv":            "util-linux",

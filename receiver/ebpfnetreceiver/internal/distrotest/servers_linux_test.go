@@ -385,6 +385,11 @@ func startDnsmasq(t *testing.T) int {
 	return port
 }
 
+// rabbitmqServer is the script that runs a RabbitMQ node as it is:
+// /usr/sbin/rabbitmq-server is Debian's wrapper around it that switches to
+// the rabbitmq user and writes to /var/log.
+const rabbitmqServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
 // rabbitMQ is a RabbitMQ node starting in the background: wait blocks until
 // it accepts AMQP connections on port.
 type rabbitMQ struct {
@@ -429,10 +434,7 @@ func startRabbitMQ(t *testing.T) *rabbitMQ {
 		"RABBITMQ_ADVANCED_CONFIG_FILE=" + filepath.Join(dir, "advanced.config"),
 		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-start_epmd false",
 	}
-	// /usr/sbin/rabbitmq-server is Debian's wrapper that switches to the
-	// rabbitmq user and writes to /var/log; the script under it runs the
-	// node as it is.
-	p := startServer(t, "rabbitmq-server", syscall.SIGTERM, env, "/usr/lib/rabbitmq/bin/rabbitmq-server")
+	p := startServer(t, "rabbitmq-server", syscall.SIGTERM, env, rabbitmqServer)
 	return &rabbitMQ{port: port, p: p}
 }
 
