@@ -87,7 +87,7 @@ func grpcHealthCheck(t *testing.T, port int) {
 // "e2e".
 func startKafka(t *testing.T) int {
 	t.Helper()
-	port := freePort(t)
+	port := pickPort(t, false)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "e2e"))
 	if err != nil {
 		t.Fatalf("kfake: %v", err)
@@ -387,11 +387,16 @@ func h2OverTLS13(t *testing.T, port int) {
 	_ = cc.Close()
 }
 
-// startEcho runs a TCP echo server: the control case, whose bytes are
-// random.
+// startEcho runs a TCP echo server on a port also free for UDP: the server
+// of the control cases.
 func startEcho(t *testing.T) int {
 	t.Helper()
-	l := listenLoopback(t)
+	port := pickPort(t, true)
+	l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -404,11 +409,27 @@ func startEcho(t *testing.T) int {
 			}()
 		}
 	}()
-	return portOf(l)
+	return port
 }
 
-// echoRandom sends 4096 random bytes (a fixed seed) and reads them back.
-func echoRandom(t *testing.T, port int) {
+// controlBytes is the control case's payload: n random bytes (a fixed seed,
+// so a failure repeats), or, with text set, plain English text that names no
+// protocol.
+func controlBytes(n int, text bool) []byte {
+	if text {
+		line := []byte("the quick brown fox jumps over the lazy dog, twice a day\n")
+		return bytes.Repeat(line, n/len(line)+1)[:n]
+	}
+	r := rand.New(rand.NewPCG(15, 15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// echoTCP sends msg and reads it back.
+func echoTCP(t *testing.T, port int, msg []byte) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), exchangeTimeout)
 	if err != nil {
@@ -416,16 +437,51 @@ func echoRandom(t *testing.T, port int) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(exchangeTimeout))
-	r := rand.New(rand.NewPCG(15, 15))
-	msg := make([]byte, 4096)
-	for i := range msg {
-		msg[i] = byte(r.Uint32())
-	}
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, len(msg))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo: %v, equal %v", err, bytes.Equal(got, msg))
+	}
+}
+
+// startEchoUDP runs a UDP echo server on port (free for UDP: the control
+// cases share their port number across TCP and UDP).
+func startEchoUDP(t *testing.T, port int) {
+	t.Helper()
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, peer, err := u.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			_, _ = u.WriteToUDP(buf[:n], peer)
+		}
+	}()
+}
+
+// echoUDP sends msg in one datagram and reads it back.
+func echoUDP(t *testing.T, port int, msg []byte) {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(exchangeTimeout))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg)+1)
+	n, err := c.Read(got)
+	if err != nil || !bytes.Equal(got[:n], msg) {
+		t.Fatalf("udp echo: %v, equal %v", err, bytes.Equal(got[:n], msg))
 	}
 }

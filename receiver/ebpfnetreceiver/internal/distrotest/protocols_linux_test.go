@@ -99,14 +99,14 @@ func TestProtocolsClassified(t *testing.T) {
 	ready := func(what string) { t.Logf("%s ready at %v", what, time.Since(start).Round(time.Millisecond)) }
 	rabbit := startRabbitMQ(t)
 	web := map[string]nginxListener{
-		"http11":          {port: freePort(t)},
-		"http10":          {port: freePort(t)},
-		"h2c":             {port: freePort(t), http2: true},
-		"tls12-h2":        {port: freePort(t), tls: "TLSv1.2", http2: true},
-		"tls12-http11":    {port: freePort(t), tls: "TLSv1.2", http2: true},
-		"tls13-h2-curl":   {port: freePort(t), tls: "TLSv1.3", http2: true},
-		"tls13-http11":    {port: freePort(t), tls: "TLSv1.3", http2: true},
-		"tls13-h2-single": {port: freePort(t), tls: "TLSv1.3", http2: true},
+		"http11":          {port: pickPort(t, false)},
+		"http10":          {port: pickPort(t, false)},
+		"h2c":             {port: pickPort(t, false), http2: true},
+		"tls12-h2":        {port: pickPort(t, false), tls: "TLSv1.2", http2: true},
+		"tls12-http11":    {port: pickPort(t, false), tls: "TLSv1.2", http2: true},
+		"tls13-h2-curl":   {port: pickPort(t, false), tls: "TLSv1.3", http2: true},
+		"tls13-http11":    {port: pickPort(t, false), tls: "TLSv1.3", http2: true},
+		"tls13-h2-single": {port: pickPort(t, false), tls: "TLSv1.3", http2: true},
 	}
 	startNginx(t, slices.Collect(maps.Values(web)))
 	ready("nginx")
@@ -122,6 +122,7 @@ func TestProtocolsClassified(t *testing.T) {
 	kafkaPort := startKafka(t)
 	mongoPort := startMongo(t)
 	echoPort := startEcho(t)
+	startEchoUDP(t, echoPort)
 	rabbit.wait(t)
 	ready("rabbitmq-server")
 
@@ -224,12 +225,20 @@ func TestProtocolsClassified(t *testing.T) {
 		}},
 		{"dns over udp", "udp", dnsPort, map[string]string{attrProtoName: "dns"}, func(t *testing.T) { dig(t) }},
 		{"dns over tcp", "tcp", dnsPort, map[string]string{attrProtoName: "dns"}, func(t *testing.T) { dig(t, "+tcp") }},
-		{"control: random bytes", "tcp", echoPort, map[string]string{}, func(t *testing.T) { echoRandom(t, echoPort) }},
+		// Controls: what no classifier may claim.
+		{"control: random bytes and text over tcp", "tcp", echoPort, map[string]string{}, func(t *testing.T) {
+			echoTCP(t, echoPort, controlBytes(4096, false))
+			echoTCP(t, echoPort, controlBytes(4096, true))
+		}},
+		{"control: random bytes and text over udp", "udp", echoPort, map[string]string{}, func(t *testing.T) {
+			echoUDP(t, echoPort, controlBytes(512, false))
+			echoUDP(t, echoPort, controlBytes(512, true))
+		}},
 	}
 
 	// The collector, then the exchanges.
 	sink := newOTLPSink(t)
-	telemetryPort := freePort(t)
+	telemetryPort := pickPort(t, false)
 	col := startCollector(t, bin, writeConfig(t, protocolConfig(sink.srv.URL, telemetryPort)))
 	waitStarted(t, col)
 	ran := make(map[string]bool)

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,19 +168,34 @@ func listening(transport string, port int) (bool, error) {
 	return false, sc.Err()
 }
 
-// freePortBoth returns a port free on 127.0.0.1 for both TCP and UDP (DNS
-// serves both on one port).
-func freePortBoth(t *testing.T) int {
+var (
+	pickedMu sync.Mutex
+	picked   = make(map[int]bool)
+)
+
+// pickPort returns a port free on 127.0.0.1 for TCP (and UDP too, if both)
+// that no earlier call in this process returned: the servers bind theirs
+// only later, and the kernel may hand a port just closed out again.
+func pickPort(t *testing.T, both bool) int {
 	t.Helper()
-	for range 20 {
+	pickedMu.Lock()
+	defer pickedMu.Unlock()
+	for range 50 {
 		port := freePort(t)
-		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err == nil {
-			u.Close()
-			return port
+		if picked[port] {
+			continue
 		}
+		if both {
+			u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+			if err != nil {
+				continue
+			}
+			u.Close()
+		}
+		picked[port] = true
+		return port
 	}
-	t.Fatal("no port free for both TCP and UDP in 20 tries")
+	t.Fatal("no new free port in 50 tries")
 	return 0
 }
 
@@ -311,7 +327,7 @@ http {
 func startRedis(t *testing.T) int {
 	t.Helper()
 	dir := sharedDir(t, "redis")
-	port := freePort(t)
+	port := pickPort(t, false)
 	p := startServer(t, "redis-server", syscall.SIGTERM, nil, "redis-server",
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--protected-mode", "no")
@@ -346,7 +362,7 @@ func startPostgres(t *testing.T) int {
 	asNobody := []string{"setpriv", "--reuid=" + nobody, "--regid=" + nobody, "--clear-groups", "--"}
 	data := filepath.Join(dir, "data")
 	runTool(t, append(asNobody, "env", "LANG=C", filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")...)
-	port := freePort(t)
+	port := pickPort(t, false)
 	// SIGINT: fast shutdown (SIGTERM would wait for clients).
 	p := startServer(t, "postgres", syscall.SIGINT, nil, append(asNobody, filepath.Join(bin, "postgres"),
 		"-D", data, "-k", dir, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")...)
@@ -363,7 +379,7 @@ func startMariaDB(t *testing.T) int {
 	data := filepath.Join(dir, "data")
 	runTool(t, "mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
 		"--auth-root-authentication-method=normal", "--skip-test-db")
-	port := freePort(t)
+	port := pickPort(t, false)
 	p := startServer(t, "mariadbd", syscall.SIGTERM, nil, "mariadbd", "--no-defaults", "--datadir="+data,
 		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"), "--port="+strconv.Itoa(port),
 		"--bind-address=127.0.0.1", "--user=root", "--skip-log-bin", "--skip-name-resolve", "--innodb-buffer-pool-size=16M")
@@ -376,7 +392,7 @@ func startMariaDB(t *testing.T) int {
 func startDnsmasq(t *testing.T) int {
 	t.Helper()
 	dir := sharedDir(t, "dnsmasq")
-	port := freePortBoth(t)
+	port := pickPort(t, true)
 	p := startServer(t, "dnsmasq", syscall.SIGTERM, nil, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
 		"--no-resolv", "--no-hosts", "--port="+strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--address=/example.test/127.0.0.1", "--user=root", "--pid-file="+filepath.Join(dir, "pid"), "--log-facility=-")
@@ -405,7 +421,7 @@ type rabbitMQ struct {
 func startRabbitMQ(t *testing.T) *rabbitMQ {
 	t.Helper()
 	dir := sharedDir(t, "rabbitmq")
-	epmdPort, port, distPort := freePort(t), freePort(t), freePort(t)
+	epmdPort, port, distPort := pickPort(t, false), pickPort(t, false), pickPort(t, false)
 	epmd := startServer(t, "epmd", syscall.SIGTERM, nil, "epmd", "-port", strconv.Itoa(epmdPort), "-address", "127.0.0.1")
 	epmd.waitListening(t, "tcp", epmdPort)
 	for _, f := range []struct{ name, content string }{{"env.conf", ""}, {"enabled_plugins", "[].\n"}} {
