@@ -104,15 +104,18 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
+	/* The usual case first, one helper call: a settled socket (the helper itself returns
+	 * nothing for a socket that is not a full one, and only TCP and UDP sockets of ours get
+	 * storage). */
+	struct classify_state *cs = bpf_sk_storage_get(&stacks, sk, 0, 0);
+	if (cs && cs->delivered)
+		return;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || (sk->family != AF_INET && sk->family != AF_INET6))
 		return;
 	__u8 proto = sk->protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return;
-	struct classify_state *cs = bpf_sk_storage_get(&stacks, sk, 0, 0);
-	if (cs && cs->delivered)
-		return; /* settled: the usual case */
 
 	struct payload p = {};
 	__u32 seq = 0;
