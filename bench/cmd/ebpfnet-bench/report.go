@@ -313,7 +313,7 @@ func (r *report) classifyVerdict() verdict {
 		measured: fmt.Sprintf("on %.3f, off %.3f of untraced; off minus on round by round %s",
 			ratios(r.rr, armTracer).median(), ratios(r.rr, armNoClassify).median(), d.format(f3))}
 	if len(d) == 0 {
-		v.outcome = status(false, "not measured: no round has both arms")
+		v.outcome = status(false, "not measured: no round has untraced and both tracer arms")
 		return v
 	}
 	v.outcome = status(d.median() <= rrClassifyCost, fmt.Sprintf("missed by %.3f", d.median()-rrClassifyCost))
@@ -431,7 +431,8 @@ func (r *report) overheadSection(w func(string, ...any)) {
 	w("A load generator (a child process of the driver, Go, GOMAXPROCS = %d) runs on 127.0.0.1 in each", numCPU())
 	w("arm: request/response with 4 connections of 64-byte messages for %s (the worst case: the most", r.plan.rrDur)
 	w("syscalls and tracepoint hits per byte), then one connection streaming 64 KiB writes for %s.", r.plan.bulkDur)
-	w("Arms, in this order in each of %d rounds: untraced; **empty programs** on every hook the tracer", len(r.rr[armUntraced]))
+	w("Arms, in this order in each of %d rounds (the two ebpfnet arms swap places every other round, so", len(r.rr[armUntraced]))
+	w("neither always follows the same arm's detach): untraced; **empty programs** on every hook the tracer")
 	w("uses here (bpf/bench/empty.bpf.c: tp_btf sock_send_length, sock_recv_length, inet_sock_set_state,")
 	w("tcp_destroy_sock; cgroup sendmsg4/6, recvmsg4/6, sock_release, skb egress and ingress), the floor")
 	w("no tracer on these hooks can beat; the **ebpfnet tracer** (the receiver from its factory, in its")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -151,7 +152,7 @@ func TestClassifyVerdict(t *testing.T) {
 			"on 0.900, off 0.905 of untraced; off minus on round by round 0.010 (0.005–0.100)"},
 		{"missed", dist{1000, 1000, 1000}, dist{900, 880, 950}, dist{930, 910, 990}, "**missed by 0.010**",
 			"on 0.900, off 0.930 of untraced; off minus on round by round 0.030 (0.030–0.040)"},
-		{"no untraced", nil, dist{900}, dist{910}, "**not measured: no round has both arms**", ""},
+		{"no untraced", nil, dist{900}, dist{910}, "**not measured: no round has untraced and both tracer arms**", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &report{plan: fullPlan(), rr: map[string]dist{armUntraced: tc.untraced, armTracer: tc.on, armNoClassify: tc.off}}
@@ -201,5 +202,25 @@ func TestClassifierSection(t *testing.T) {
 		if !strings.Contains(table, "- **"+l.Name+"**: "+l.What+".") {
 			t.Errorf("the table's text does not say what load %q is", l.Name)
 		}
+	}
+}
+
+// TestRoundArms: every round runs each arm once, and the two tracer arms take turns at running
+// first, so the order of the rounds cancels between them.
+func TestRoundArms(t *testing.T) {
+	first := map[string]int{}
+	for i := range 6 {
+		a := roundArms(i)
+		if got := slices.Sorted(slices.Values(a)); !slices.Equal(got, slices.Sorted(slices.Values(arms))) {
+			t.Fatalf("round %d runs %q", i, a)
+		}
+		if slices.Index(a, armTracer) < slices.Index(a, armNoClassify) {
+			first[armTracer]++
+		} else {
+			first[armNoClassify]++
+		}
+	}
+	if first[armTracer] != 3 || first[armNoClassify] != 3 {
+		t.Errorf("of 6 rounds, the tracer runs first in %d, the tracer without classification in %d", first[armTracer], first[armNoClassify])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,6 +153,18 @@ const (
 
 var arms = []string{armUntraced, armFloor, armTracer, armNoClassify, armBpftrace}
 
+// roundArms is the order of the arms in round i: the two tracer arms swap places every other
+// round, so that what comes just before each (the floor's detach, the other tracer's shutdown)
+// is the same for both over the rounds, and their difference carries no order bias.
+func roundArms(i int) []string {
+	a := slices.Clone(arms)
+	if i%2 == 1 {
+		t, n := slices.Index(a, armTracer), slices.Index(a, armNoClassify)
+		a[t], a[n] = a[n], a[t]
+	}
+	return a
+}
+
 // classifierPrefix starts the names of the protocol classification programs, bpf/netflow.bpf.c's
 // cgroup_skb programs (bpf/protocols/hook.h): the tracer loads them only with
 // protocol_classification on.
@@ -219,7 +232,7 @@ func (r *report) overhead(script string) error {
 	r.rr = map[string]dist{}
 	r.bulk = map[string]dist{}
 	for round := 0; round < p.rounds; round++ {
-		for _, arm := range arms {
+		for _, arm := range roundArms(round) {
 			detach, err := setupArm(arm, script)
 			if err != nil {
 				return fmt.Errorf("%s: %w", arm, err)
