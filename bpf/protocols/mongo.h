@@ -24,7 +24,9 @@ static __always_inline int mongo_message(struct protocol_stack *st, const struct
 
 	if (h->n < MONGO_HEADER) {
 		/* reject on the opCode bytes there are */
-		if (h->n >= 14 && (h->b[14] != 0 || h->b[13] != 0x07))
+		if (h->n >= 14 && h->b[13] != 0x07 && !(h->b[12] == MONGO_OP_REPLY && h->b[13] == 0))
+			return CL_NO;
+		if (h->n >= 15 && h->b[14] != 0)
 			return CL_NO;
 		if (h->n >= 4 && h->b[3] >= (MONGO_MAX_MESSAGE >> 24))
 			return CL_NO;
