@@ -130,10 +130,12 @@ static __always_inline __u8 tls_alpn_single(const struct payload *p, __u32 off, 
 
 /* What the walk of a hello's extensions found, packed in a scalar (the return of a global
  * function): the supported_versions of a ServerHello (0 if absent), the STACK_ALPN_* of a
- * single-protocol ALPN extension, and whether every extension was walked. */
+ * single-protocol ALPN extension, whether there was an ALPN extension, and whether every extension
+ * was walked. */
 #define TLS_X_VERSION(x) ((x) & 0xffff)
-#define TLS_X_ALPN(x) (((x) >> 16) & 0xff)
+#define TLS_X_ALPN(x) (((x) >> 16) & 0xff) /* with TLS_X_ALPN_SEEN >> 16 */
 #define TLS_X_COMPLETE (1u << 24)
+#define TLS_X_ALPN_SEEN (1u << 25) /* an ALPN extension was read, one protocol or several */
 
 /* Walks the extensions whose block length is at off, within the hello that ends at hend, of the
  * payload (skb, poff, plen); server: a ServerHello. A global function (head.h CLASSIFY_GLOBAL). */
@@ -169,8 +171,11 @@ CLASSIFY_GLOBAL __u32 ebpfnet_tls_walk(struct __sk_buff *skb, __u32 poff, __u32 
 				break;
 			version = be16(b);
 		}
-		if (et == TLS_EXT_ALPN)
-			alpn = tls_alpn_single(p, off + 4, el);
+		if (et == TLS_EXT_ALPN) {
+			if (off + 4 + el > p->len)
+				break; /* not all of it in the packet */
+			alpn = tls_alpn_single(p, off + 4, el) | (TLS_X_ALPN_SEEN >> 16);
+		}
 		off += 4 + el;
 		if (off >= CLASSIFY_MAX_BYTES)
 			break;
@@ -203,7 +208,11 @@ static __always_inline int tls_hello(struct protocol_stack *st, const struct pay
 	x = ebpfnet_tls_walk(PAYLOAD_ARGS(p), off, hend | (type == TLS_SERVER_HELLO ? 1u << 31 : 0));
 	version = TLS_X_VERSION(x);
 	alpn = TLS_X_ALPN(x) & (STACK_ALPN_H2 | STACK_ALPN_HTTP11);
-	res = CL_MATCH | ((x & TLS_X_COMPLETE) ? 0 : CL_SHORT);
+	/* short: the walk ended at the readable bytes before what it looks for (a ClientHello's ALPN; a
+	 * ServerHello's supported_versions, whose absence only the whole walk shows) */
+	res = CL_MATCH;
+	if (type == TLS_CLIENT_HELLO ? !(x & (TLS_X_COMPLETE | TLS_X_ALPN_SEEN)) : !version && !(x & TLS_X_COMPLETE))
+		res |= CL_SHORT;
 	if (type == TLS_CLIENT_HELLO) {
 		st->flags |= STACK_TLS_WAIT | alpn;
 		return res;
