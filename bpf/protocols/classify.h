@@ -70,10 +70,10 @@ static __always_inline int classify_tcp_first(struct protocol_stack *st, const s
 	case -1:
 		return CL_SHORT;
 	}
-#define TRY(call)                 \
-	r = call;                 \
-	if (r & CL_MATCH)         \
-		return r;         \
+#define TRY(call)                                                                                                      \
+	r = call;                                                                                                      \
+	if (r & CL_MATCH)                                                                                              \
+		return r;                                                                                              \
 	acc |= r;
 	TRY(mongo_message(st, p, h));
 	TRY(mysql_greeting(st, p, h));
