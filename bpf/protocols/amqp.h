@@ -7,8 +7,8 @@
 #include "head.h"
 
 #define AMQP_FRAME_METHOD 1
-#define AMQP_FRAME_HEADER 7	   /* type, channel, size */
-#define AMQP_MAX_START (1 << 17)   /* Connection.Start: its server-properties table is small */
+#define AMQP_FRAME_HEADER 7	 /* type, channel, size */
+#define AMQP_MAX_START (1 << 17) /* Connection.Start: its server-properties table is small */
 
 static __always_inline int amqp_header(struct protocol_stack *st, const struct head *h)
 {

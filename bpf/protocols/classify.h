@@ -23,6 +23,9 @@ enum classify_result {
 };
 
 #define STACK_WAITS (STACK_TLS_WAIT | STACK_H2_WAIT | STACK_HTTP_WAIT)
+/* What the hook clears with the waits when it settles a connection at CLASSIFY_MAX_PACKETS: the
+ * waits and the ClientHello's ALPN offer kept for the ServerHello. */
+#define STACK_PENDING (STACK_WAITS | STACK_ALPN_H2 | STACK_ALPN_HTTP11)
 #define STACK_SEEN_BOTH (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS)
 
 /* The first message of a TCP direction with nothing pending. Order: fixed magic first (TLS, the h2
@@ -70,10 +73,10 @@ static __always_inline int classify_tcp_first(struct protocol_stack *st, const s
 	case -1:
 		return CL_SHORT;
 	}
-#define TRY(call)                 \
-	r = call;                 \
-	if (r & CL_MATCH)         \
-		return r;         \
+#define TRY(call)                                                                                                      \
+	r = call;                                                                                                      \
+	if (r & CL_MATCH)                                                                                              \
+		return r;                                                                                              \
 	acc |= r;
 	TRY(mongo_message(st, p, h));
 	TRY(mysql_greeting(st, p, h));
@@ -109,7 +112,7 @@ static __always_inline int classify_pending(struct protocol_stack *st, const str
 
 /* Classifies one payload packet of a connection into st; called for each payload packet of a
  * connection not yet STACK_SETTLED, at most CLASSIFY_MAX_PACKETS times per connection (the hook
- * counts them, and at the limit clears the WAIT flags and sets STACK_SETTLED itself).
+ * counts them, and at the limit clears STACK_PENDING and sets STACK_SETTLED itself).
  *
  * egress: the local end sent it. tcp: the transport. first: it begins its direction's stream (TCP:
  * its first byte is that direction's first payload byte; UDP: every datagram).

@@ -11,7 +11,7 @@
 #define DNS_HEADER 12
 #define DNS_MAX_LABELS 32 /* labels walked in the question name */
 #define DNS_MAX_NAME 255
-#define DNS_MAX_RR 64 /* answer, authority and additional records of a first response */
+#define DNS_MAX_RR 64	   /* answer, authority and additional records of a first response */
 #define DNS_MAX_QUERY_AR 2 /* additional records of a query: EDNS OPT (and a TSIG) */
 #define DNS_MAX_RCODE 10
 #define DNS_MAX_QTYPE 260 /* through CAA (257) and AMTRELAY (260); DLV (32769) too */

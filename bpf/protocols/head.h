@@ -31,9 +31,9 @@ static __always_inline void head_load(struct head *h, const struct payload *p)
 		return;
 	}
 	/* spelt out: clang does not unroll a loop that leaves early */
-#define HEAD_BYTE(i)                                     \
-	if (!payload_read(p, i, &h->b[i], 1))            \
-		return;                                  \
+#define HEAD_BYTE(i)                                                                                                   \
+	if (!payload_read(p, i, &h->b[i], 1))                                                                          \
+		return;                                                                                                \
 	h->n = i + 1;
 	HEAD_BYTE(0)
 	HEAD_BYTE(1)

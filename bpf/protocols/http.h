@@ -20,10 +20,10 @@ static __always_inline __u32 http_method(const struct head *h, int *res)
 {
 	int r;
 	*res = 0;
-#define HTTP_TRY(lit)                                  \
-	r = head_lit(h, 0, lit, sizeof(lit) - 1);      \
-	if (r == CL_MATCH)                             \
-		return sizeof(lit) - 1;                \
+#define HTTP_TRY(lit)                                                                                                  \
+	r = head_lit(h, 0, lit, sizeof(lit) - 1);                                                                      \
+	if (r == CL_MATCH)                                                                                             \
+		return sizeof(lit) - 1;                                                                                \
 	*res |= r;
 	switch (head_byte(h, 0)) {
 	case 'G':
@@ -65,25 +65,25 @@ static __always_inline bool http_target_start(__u8 c)
 
 /* The bytes of a chunk are tested spelt out, each test leaving at once, so the verifier follows one
  * path per chunk instead of one per combination of earlier outcomes. */
-#define HTTP_CR_AT(j)                                   \
-	if (src[j] == '\r')                             \
+#define HTTP_CR_AT(j)                                                                                                  \
+	if (src[j] == '\r')                                                                                            \
 		return o + j;
-#define HTTP_CR_CHUNK()                                 \
-	HTTP_CR_AT(0)                                   \
-	HTTP_CR_AT(1)                                   \
-	HTTP_CR_AT(2)                                   \
-	HTTP_CR_AT(3)                                   \
-	HTTP_CR_AT(4)                                   \
-	HTTP_CR_AT(5)                                   \
-	HTTP_CR_AT(6)                                   \
-	HTTP_CR_AT(7)                                   \
-	HTTP_CR_AT(8)                                   \
-	HTTP_CR_AT(9)                                   \
-	HTTP_CR_AT(10)                                  \
-	HTTP_CR_AT(11)                                  \
-	HTTP_CR_AT(12)                                  \
-	HTTP_CR_AT(13)                                  \
-	HTTP_CR_AT(14)                                  \
+#define HTTP_CR_CHUNK()                                                                                                \
+	HTTP_CR_AT(0)                                                                                                  \
+	HTTP_CR_AT(1)                                                                                                  \
+	HTTP_CR_AT(2)                                                                                                  \
+	HTTP_CR_AT(3)                                                                                                  \
+	HTTP_CR_AT(4)                                                                                                  \
+	HTTP_CR_AT(5)                                                                                                  \
+	HTTP_CR_AT(6)                                                                                                  \
+	HTTP_CR_AT(7)                                                                                                  \
+	HTTP_CR_AT(8)                                                                                                  \
+	HTTP_CR_AT(9)                                                                                                  \
+	HTTP_CR_AT(10)                                                                                                 \
+	HTTP_CR_AT(11)                                                                                                 \
+	HTTP_CR_AT(12)                                                                                                 \
+	HTTP_CR_AT(13)                                                                                                 \
+	HTTP_CR_AT(14)                                                                                                 \
 	HTTP_CR_AT(15)
 _Static_assert(HTTP_SCAN_CHUNK == 16 && CLASSIFY_HEAD == 16, "HTTP_CR_CHUNK spells out 16 bytes");
 

@@ -10,13 +10,10 @@
 
 #define H2_PREFACE_LEN 24
 #define H2_FRAME_HEADER 9
-#define H2_MAX_FRAMES 8	  /* frames walked per packet */
-#ifndef H2F
-#define H2F 16
-#endif
+#define H2_MAX_FRAMES 8 /* frames walked per packet */
 /* header fields walked per HEADERS frame: grpc-go sends content-type fifth in a request (after
  * :method, :scheme, :path, :authority), second in a response */
-#define H2_MAX_FIELDS H2F
+#define H2_MAX_FIELDS 16
 #define H2_FRAME_TYPE_MAX 9 /* CONTINUATION; larger types are extensions we do not expect first */
 #define H2_HEADERS 1
 #define H2_FLAG_PADDED 0x8
@@ -103,7 +100,8 @@ static __always_inline int hpack_value_is_grpc(const struct payload *p, __u32 of
 		} else {
 			if (!payload_read(p, off, v, GRPC_CT_HUFF_LEN + 2))
 				return -1;
-			if (v[GRPC_CT_HUFF_LEN] != 0xfb && !(v[GRPC_CT_HUFF_LEN] == 0xff && (v[GRPC_CT_HUFF_LEN + 1] >> 5) == 0x2))
+			if (v[GRPC_CT_HUFF_LEN] != 0xfb &&
+			    !(v[GRPC_CT_HUFF_LEN] == 0xff && (v[GRPC_CT_HUFF_LEN + 1] >> 5) == 0x2))
 				return 0;
 		}
 		return ((load_n(v, 8) ^ LIT_N(GRPC_HUFF, 8)) | (load_n(&v[8], 3) ^ LIT_N(&GRPC_HUFF[8], 3))) == 0;
@@ -143,7 +141,7 @@ CLASSIFY_GLOBAL int ebpfnet_hpack_grpc(struct __sk_buff *skb, __u32 poff, __u32 
 		if (!payload_read(p, off, &b, 1))
 			return -1;
 		off = off_bound(off + 1); /* off < CLASSIFY_MAX_BYTES: payload_read checked */
-		if (b & 0x80) { /* indexed field: name and value from a table */
+		if (b & 0x80) {		  /* indexed field: name and value from a table */
 			if (!hpack_int(p, &off, b, 0x7f, &idx))
 				return -1;
 			goto next;
@@ -175,7 +173,7 @@ CLASSIFY_GLOBAL int ebpfnet_hpack_grpc(struct __sk_buff *skb, __u32 poff, __u32 
 		if (!hpack_int(p, &off, b, 0x7f, &slen))
 			return -1;
 		off += slen;
-next:
+	next:
 		/* one verifier state per iteration whatever the field was (head.h off_bound) */
 		if (off >= CLASSIFY_MAX_BYTES)
 			return off >= end ? 0 : -1;

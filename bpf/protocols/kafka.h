@@ -8,7 +8,7 @@
 
 #include "head.h"
 
-#define KAFKA_HEADER 14		/* size .. client_id length */
+#define KAFKA_HEADER 14		 /* size .. client_id length */
 #define KAFKA_MAX_SIZE (1 << 18) /* a first request is small; also keeps DNS over TCP out */
 #define KAFKA_MAX_API_KEY 92
 #define KAFKA_MAX_API_VERSION 20

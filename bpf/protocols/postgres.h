@@ -14,7 +14,7 @@
 #define PG_CANCEL_REQUEST 80877102
 #define PG_PROTOCOL_3 0x00030000 /* 3.0; 3.2 (PostgreSQL 18) is 0x00030002 */
 #define PG_PROTOCOL_MINOR_MAX 2
-#define PG_MAX_STARTUP 10000 /* the server refuses larger startup packets */
+#define PG_MAX_STARTUP 10000	       /* the server refuses larger startup packets */
 #define PG_STARTUP_MIN (8 + 5 + 2 + 1) /* header, "user\0", a value and NUL, the final NUL */
 
 static __always_inline int postgres_startup(struct protocol_stack *st, const struct head *h)

@@ -60,12 +60,12 @@ static __always_inline int redis_array(struct protocol_stack *st, const struct p
 	/* the command and its CRLF, read as one fixed size per length (constant offsets into cmd) */
 	__builtin_memset(cmd, 0, sizeof(cmd));
 	switch (len) {
-#define R_READ(k)                                              \
-	case k:                                                \
-		if (!payload_read(p, off, cmd, k + 2))         \
-			return CL_SHORT;                       \
-		if (cmd[k] != '\r' || cmd[k + 1] != '\n')      \
-			return CL_NO;                          \
+#define R_READ(k)                                                                                                      \
+	case k:                                                                                                        \
+		if (!payload_read(p, off, cmd, k + 2))                                                                 \
+			return CL_SHORT;                                                                               \
+		if (cmd[k] != '\r' || cmd[k + 1] != '\n')                                                              \
+			return CL_NO;                                                                                  \
 		break;
 		R_READ(3)
 		R_READ(4)

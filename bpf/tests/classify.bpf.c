@@ -64,21 +64,21 @@ int ct_classify(struct __sk_buff *skb)
 }
 
 /* One classifier on the payload: its enum cl_result, the stack it set. */
-#define CT_ONE(name, call)                                    \
-	SEC("tc")                                             \
-	int ct_##name(struct __sk_buff *skb)                  \
-	{                                                     \
-		struct payload p;                             \
-		struct head h;                                \
-		struct classify_io *c = ct_begin(skb, &p);    \
-		struct protocol_stack *st;                    \
-		if (!c)                                       \
-			return 0;                             \
-		st = &c->stack;                               \
-		(void)st;                                     \
-		head_load(&h, &p);                            \
-		c->result = call;                             \
-		return 0;                                     \
+#define CT_ONE(name, call)                                                                                             \
+	SEC("tc")                                                                                                      \
+	int ct_##name(struct __sk_buff *skb)                                                                           \
+	{                                                                                                              \
+		struct payload p;                                                                                      \
+		struct head h;                                                                                         \
+		struct classify_io *c = ct_begin(skb, &p);                                                             \
+		struct protocol_stack *st;                                                                             \
+		if (!c)                                                                                                \
+			return 0;                                                                                      \
+		st = &c->stack;                                                                                        \
+		(void)st;                                                                                              \
+		head_load(&h, &p);                                                                                     \
+		c->result = call;                                                                                      \
+		return 0;                                                                                              \
 	}
 
 CT_ONE(http_req, http_request(st, &p, &h))

@@ -14,6 +14,10 @@ import (
 // BPF_PROG_TEST_RUN input is a frame, and the harness skips these bytes (CT_ETH_HLEN).
 const ethHeader = 14
 
+// MaxPayload is the longest payload Run takes: BPF_PROG_TEST_RUN refuses a frame longer than a page
+// less the skb's head and tail room (EINVAL), and classifiers read only CLASSIFY_MAX_BYTES anyway.
+const MaxPayload = 2048
+
 // Stack is struct protocol_stack.
 type Stack = classifyProtocolStack
 
@@ -67,6 +71,9 @@ func (h *Harness) RunOne(c Classifier, st Stack, payload []byte) (Stack, uint32,
 }
 
 func (h *Harness) run(p *ebpf.Program, in classifyClassifyIo, payload []byte) (Stack, uint32, error) {
+	if len(payload) > MaxPayload {
+		return Stack{}, 0, fmt.Errorf("payload of %d bytes, more than %d", len(payload), MaxPayload)
+	}
 	if err := h.objs.Io.Put(uint32(0), &in); err != nil {
 		return Stack{}, 0, fmt.Errorf("write io: %w", err)
 	}
