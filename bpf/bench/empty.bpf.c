@@ -3,8 +3,8 @@
  * nothing. What they cost is the price of the hook itself (trampoline, cgroup array walk), which
  * no tracer on these hooks can avoid; bench/ compares the tracer against it. Names start with
  * floor_ so they are told apart from the tracer's enet_ programs in `bpftool prog list`.
- * Tracing programs return 0 (ignored by the kernel); cgroup sock_addr and sock_release programs
- * must return 1, or the kernel refuses the syscall. */
+ * Tracing programs return 0 (ignored by the kernel); cgroup sock_addr, sock_release and skb programs
+ * must return 1, or the kernel refuses the syscall (skb: drops the packet). */
 #include "common/vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -60,6 +60,19 @@ int floor_cg_recv6(struct bpf_sock_addr *ctx)
 
 SEC("cgroup/sock_release")
 int floor_cg_release(struct bpf_sock *ctx)
+{
+	return 1;
+}
+
+/* The protocol classifiers' hooks (bpf/protocols/hook.h), on every packet each way. */
+SEC("cgroup_skb/egress")
+int floor_cg_skbout(struct __sk_buff *skb)
+{
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int floor_cg_skbin(struct __sk_buff *skb)
 {
 	return 1;
 }

@@ -125,6 +125,11 @@ enum stack_flags {
 	STACK_TLS_WAIT = 1 << 3,     /* a ClientHello was seen: the ServerHello gives version and ALPN */
 	STACK_H2_WAIT = 1 << 4,	     /* HTTP/2 seen: a HEADERS frame says whether it is gRPC */
 	STACK_HTTP_WAIT = 1 << 5,    /* HTTP/1 request seen without its version: the response gives it */
+	/* With STACK_TLS_WAIT only (tls.h), cleared when TLS is decided: the ClientHello offered exactly one
+	 * ALPN protocol, this one. A TLS 1.3 ServerHello hides the server's choice, so the offer names the
+	 * application when it left the server no other choice. */
+	STACK_ALPN_H2 = 1 << 6,	    /* "h2" */
+	STACK_ALPN_HTTP11 = 1 << 7, /* "http/1.1" */
 };
 
 /* The classification layers of a connection (0 = not classified). */

@@ -27,8 +27,6 @@
 #include "classify.h"
 
 #define IP_OFFSET_MASK 0x1fff /* iphdr.frag_off: fragment offset, in 8-byte units */
-#define STACK_WAITS (STACK_TLS_WAIT | STACK_H2_WAIT | STACK_HTTP_WAIT)
-#define STACK_SEEN_BOTH (STACK_SEEN_EGRESS | STACK_SEEN_INGRESS)
 
 /* Where the transport payload of a cgroup_skb packet starts (its network header is at offset 0),
  * and for TCP the sequence number of its first byte. False when it has none we can read: no
@@ -93,6 +91,30 @@ static __always_inline void classify_deliver(struct classify_state *cs, struct b
 	}
 }
 
+/* enet_classify: classify_packet (classify.h) as a BPF function of its own, a global function
+ * (5.6+) that the verifier checks once, apart from the hook around it; inlined, the hook's paths
+ * multiply the classifiers' states past the verifier's instruction limit. Before 5.12 a global
+ * function takes only the context and scalars, so the stack goes in as a u32 and comes out in the
+ * low 32 bits of the return value, enum classify_result in the high ones. `how` holds the
+ * CLASSIFY_HOW_* bits. */
+#define CLASSIFY_HOW_EGRESS 1
+#define CLASSIFY_HOW_TCP 2
+#define CLASSIFY_HOW_FIRST 4
+
+union stack_word {
+	struct protocol_stack st;
+	__u32 w;
+};
+
+__noinline __u64 enet_classify(struct __sk_buff *skb, __u32 off, __u32 len, __u32 stack, __u32 how)
+{
+	struct payload p = {.skb = skb, .off = off, .len = len};
+	union stack_word s = {.w = stack};
+	__u32 r =
+	    classify_packet(&s.st, &p, how & CLASSIFY_HOW_EGRESS, how & CLASSIFY_HOW_TCP, how & CLASSIFY_HOW_FIRST);
+	return s.w | ((__u64)r << 32);
+}
+
 static __always_inline void classify_settle(struct protocol_stack *st)
 {
 	st->flags = (st->flags & ~STACK_WAITS) | STACK_SETTLED;
@@ -104,15 +126,18 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
 		return;
+	/* The usual case first, one helper call: a settled socket (the helper itself returns
+	 * nothing for a socket that is not a full one, and only TCP and UDP sockets of ours get
+	 * storage). */
+	struct classify_state *cs = bpf_sk_storage_get(&stacks, sk, 0, 0);
+	if (cs && cs->delivered)
+		return;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || (sk->family != AF_INET && sk->family != AF_INET6))
 		return;
 	__u8 proto = sk->protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return;
-	struct classify_state *cs = bpf_sk_storage_get(&stacks, sk, 0, 0);
-	if (cs && cs->delivered)
-		return; /* settled: the usual case */
 
 	struct payload p = {};
 	__u32 seq = 0;
@@ -152,7 +177,13 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 			st->flags |= seen;
 	}
 	if (first || (st->flags & STACK_WAITS)) {
-		if (classify_packet(st, &p, egress, proto == IPPROTO_TCP, first) & CLASSIFY_SHORT)
+		union stack_word s = {.st = *st};
+		__u32 how = (egress ? CLASSIFY_HOW_EGRESS : 0) | (proto == IPPROTO_TCP ? CLASSIFY_HOW_TCP : 0) |
+			    (first ? CLASSIFY_HOW_FIRST : 0);
+		__u64 r = enet_classify(skb, p.off, p.len, s.w, how);
+		s.w = (__u32)r;
+		*st = s.st;
+		if ((r >> 32) & CLASSIFY_SHORT)
 			count(TELEMETRY_CLASSIFY_SHORT);
 	}
 	if (!(st->flags & STACK_SETTLED) &&

@@ -296,6 +296,16 @@ func TestTelemetryCountsWhatIsNotLost(t *testing.T) {
 	metadatatest.AssertEqualEbpfnetTracerCookieTableFull(t, tt, []metricdata.DataPoint[int64]{{Value: 11}}, opt)
 }
 
+// TestTelemetryCountsClassification: the classification outcomes are
+// exported like the other counters.
+func TestTelemetryCountsClassification(t *testing.T) {
+	tt := scrapeTwice(t, [2]conns.Telemetry{{Classified: 1}, {Classified: 12, Unclassified: 3, ClassifyShort: 2}})
+	opt := metricdatatest.IgnoreTimestamp()
+	metadatatest.AssertEqualEbpfnetTracerClassified(t, tt, []metricdata.DataPoint[int64]{{Value: 12}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerUnclassified(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, opt)
+	metadatatest.AssertEqualEbpfnetTracerClassifyShort(t, tt, []metricdata.DataPoint[int64]{{Value: 2}}, opt)
+}
+
 // hookSource is a source that says which kernel hooks it chose.
 type hookSource struct {
 	fakeSource

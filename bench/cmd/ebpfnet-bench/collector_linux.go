@@ -50,16 +50,18 @@ type scrapeLine struct {
 }
 
 // runCollector runs the ebpfnet receiver as the collector would (factory, default config but
-// the interval and table size, scraper controller) with a consumer that reports each scrape.
+// the interval, table size and protocol classification, scraper controller) with a consumer
+// that reports each scrape.
 // It stops when stdin closes or on SIGTERM.
 func runCollector(args []string) error {
 	fs := flag.NewFlagSet("collector", flag.ExitOnError)
 	interval := fs.Duration("interval", 10*time.Second, "collection_interval")
 	maxConns := fs.Int64("max", 65536, "max_tracked_connections")
-	_ = fs.Parse(args)
-
 	f := ebpfnetreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*ebpfnetreceiver.Config)
+	fs.BoolVar(&cfg.ProtocolClassification, "classify", cfg.ProtocolClassification, "protocol_classification (default: the receiver's)")
+	_ = fs.Parse(args)
+
 	cfg.CollectionInterval = *interval
 	cfg.MaxTrackedConnections = *maxConns
 

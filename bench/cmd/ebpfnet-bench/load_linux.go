@@ -34,6 +34,7 @@ func runLoad(args []string) error {
 	workers := fs.Int("workers", 64, "churn: client goroutines")
 	startNS := fs.Int64("start", 0, "churn: when pacing starts, Unix ns (generators in several processes share it); 0: now")
 	linger0 := fs.Bool("linger0", false, "churn: close the client end with SO_LINGER 0 (reset, no TIME_WAIT)")
+	messages := fs.String("messages", "", "churn: first messages, comma-separated names of load.Exchanges (http, redis, tls), listener a serving the a-th mod n; empty: 16 zero bytes each way")
 	n := fs.Int("n", 1000, "hold: connections")
 	every := fs.Duration("every", 0, "hold: a traffic round this often (0: none)")
 	_ = fs.Parse(args[1:])
@@ -52,10 +53,16 @@ func runLoad(args []string) error {
 		}
 		return out.Encode(map[string]float64{"value": v})
 	case "churn":
-		if err := raiseNoFile(0); err != nil {
+		var err error
+		if err = raiseNoFile(0); err != nil {
 			return err
 		}
 		c := load.ChurnConfig{Rate: *rate, Dur: *dur, Port: *port, FirstAddr: *first, Addrs: *addrs, Workers: *workers, Linger0: *linger0}
+		if *messages != "" {
+			if c.Exchanges, err = load.ExchangesNamed(*messages); err != nil {
+				return err
+			}
+		}
 		if *startNS != 0 {
 			c.Start = time.Unix(0, *startNS)
 		}

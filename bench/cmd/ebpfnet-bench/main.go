@@ -2,9 +2,10 @@
 
 // Command ebpfnet-bench is the benchmark suite of otelcol-ebpfnet (`make bench`). Run as root
 // on the host kernel, it measures per-program cost, loopback throughput overhead against an
-// untraced run, the empty-program floor and a bpftrace script (arms interleaved), connection
-// churn and scale, and writes docs/BENCHMARKS.md. It re-executes itself for its child
-// processes: `load` (the load generators) and `collector` (the receiver, measured on its own).
+// untraced run, the empty-program floor, the tracer without protocol classification and a
+// bpftrace script (arms interleaved), connection churn and scale, and writes docs/BENCHMARKS.md.
+// It re-executes itself for its child processes: `load` (the load generators) and `collector`
+// (the receiver, measured on its own).
 // `ebpfnet-bench soak` (`make soak`) is the long run: churn and long-lived connections for 30
 // minutes, checking the collector's memory and map occupancy stay level and nothing is lost.
 package main

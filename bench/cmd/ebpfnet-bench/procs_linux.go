@@ -123,8 +123,10 @@ type collector struct {
 	last scrapeLine
 }
 
-func startCollector(interval time.Duration, maxConns int) (*collector, error) {
-	c, err := startChild(self, "collector", "-interval", interval.String(), "-max", fmt.Sprint(maxConns))
+// startCollector starts the collector child with the interval and table size, and any further
+// flags of runCollector (e.g. -classify=false), and waits until its receiver started.
+func startCollector(interval time.Duration, maxConns int, flags ...string) (*collector, error) {
+	c, err := startChild(self, append([]string{"collector", "-interval", interval.String(), "-max", fmt.Sprint(maxConns)}, flags...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -209,7 +209,7 @@ type verdict struct {
 
 // verdictKeys are the keys verdicts can return, in the Targets table's order.
 var verdictKeys = []string{
-	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-untraced", "rr-bpftrace", "churn",
+	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-untraced", "rr-bpftrace", "rr-classify", "churn",
 	"scale-cpu", "scale-rss", "scale-1m-cpu", "scale-1m-rss",
 }
 
@@ -218,6 +218,9 @@ const (
 	maxProgramOverFloor = 1.5  // every hot-path program, per run, against the empty program on its hook
 	rrBelowFloor        = 0.02 // request/response: the tracer arm at most this far below the floor arm, pair by pair
 	rrMinOfUntraced     = 0.95 // and at least this fraction of untraced
+	// Protocol classification (issue 15): request/response with it on at most this fraction of
+	// untraced below it off, pair by pair, median of the rounds.
+	rrClassifyCost = 0.02
 )
 
 // pairDiff is arm a's ratio to untraced minus arm b's, round by round: the arms of one round ran
@@ -268,6 +271,9 @@ func (r *report) verdicts() []verdict {
 			fmt.Sprintf("tracer %.3f, bpftrace %.3f of untraced; tracer minus bpftrace round by round %s", tr, bt, d.format(f3)),
 			outcome})
 	}
+	if len(r.rr[armNoClassify]) > 0 {
+		out = append(out, r.classifyVerdict())
+	}
 	if len(r.churnSteps) > 0 {
 		out = append(out, r.churnVerdict())
 	}
@@ -295,6 +301,23 @@ func (r *report) verdicts() []verdict {
 		}
 	}
 	return out
+}
+
+// classifyVerdict judges what protocol classification costs request/response: round by round,
+// (rr_off - rr_on) / rr_untraced of the same round (the tracer arms with protocol_classification
+// off and on), the median of the rounds at most rrClassifyCost.
+func (r *report) classifyVerdict() verdict {
+	d := pairDiff(r.rr, armNoClassify, armTracer)
+	v := verdict{key: "rr-classify",
+		target: fmt.Sprintf("request/response with protocol classification on at most %.2f of untraced below it off (pair by pair, median of the rounds)", rrClassifyCost),
+		measured: fmt.Sprintf("on %.3f, off %.3f of untraced; off minus on round by round %s",
+			ratios(r.rr, armTracer).median(), ratios(r.rr, armNoClassify).median(), d.format(f3))}
+	if len(d) == 0 {
+		v.outcome = status(false, "not measured: no round has untraced and both tracer arms")
+		return v
+	}
+	v.outcome = status(d.median() <= rrClassifyCost, fmt.Sprintf("missed by %.3f", d.median()-rrClassifyCost))
+	return v
 }
 
 func countAbove(d dist, v float64) int {
@@ -408,13 +431,18 @@ func (r *report) overheadSection(w func(string, ...any)) {
 	w("A load generator (a child process of the driver, Go, GOMAXPROCS = %d) runs on 127.0.0.1 in each", numCPU())
 	w("arm: request/response with 4 connections of 64-byte messages for %s (the worst case: the most", r.plan.rrDur)
 	w("syscalls and tracepoint hits per byte), then one connection streaming 64 KiB writes for %s.", r.plan.bulkDur)
-	w("Arms, in this order in each of %d rounds: untraced; **empty programs** on every hook the tracer", len(r.rr[armUntraced]))
+	w("Arms, in this order in each of %d rounds (the two ebpfnet arms swap places every other round, so", len(r.rr[armUntraced]))
+	w("neither always follows the same arm's detach): untraced; **empty programs** on every hook the tracer")
 	w("uses here (bpf/bench/empty.bpf.c: tp_btf sock_send_length, sock_recv_length, inet_sock_set_state,")
-	w("tcp_destroy_sock; cgroup sendmsg4/6, recvmsg4/6, sock_release), the floor no tracer on these hooks")
-	w("can beat; the **ebpfnet tracer** (the receiver from its factory, in its own process, default")
-	w("config: 10 s collection interval); **bpftrace** running bench/bpftrace/bytes.bt (per-connection")
-	w("bytes and calls keyed by pid and socket on the same tracepoints, entries dropped at TCP_CLOSE).")
-	w("Each arm is attached before and detached after its measurements; attach time is not measured.")
+	w("tcp_destroy_sock; cgroup sendmsg4/6, recvmsg4/6, sock_release, skb egress and ingress), the floor")
+	w("no tracer on these hooks can beat; the **ebpfnet tracer** (the receiver from its factory, in its")
+	w("own process, default config: 10 s collection interval, protocol classification on); the **ebpfnet")
+	w("tracer, no classification** (the same with `protocol_classification: false`: no cgroup_skb")
+	w("programs, which the driver checks at each start of either tracer arm); **bpftrace** running")
+	w("bench/bpftrace/bytes.bt (per-connection bytes and calls keyed by pid and socket on the same")
+	w("tracepoints, entries dropped at TCP_CLOSE). Each arm is attached before and detached after its")
+	w("measurements; attach time is not measured. The request/response connections are new in each")
+	w("arm: classification runs on their first packets, then each packet costs the settled fast path.")
 	w("")
 	w("| arm | request/response (transactions/s) | ratio to untraced | bulk (GB/s) | ratio to untraced |")
 	w("|---|---|---|---|---|")
@@ -428,7 +456,8 @@ func (r *report) overheadSection(w func(string, ...any)) {
 	w("")
 	diff, vsBt := pairDiff(r.rr, armTracer, armFloor), pairDiff(r.rr, armTracer, armBpftrace)
 	w("Pair by pair within each round (request/response ratio): tracer minus floor %s; tracer minus", diff.format(f3))
-	w("bpftrace %s.", vsBt.format(f3))
+	w("bpftrace %s; tracer without classification minus tracer (what classification costs, in", vsBt.format(f3))
+	w("untraced throughput) %s.", pairDiff(r.rr, armNoClassify, armTracer).format(f3))
 	w("")
 }
 
@@ -482,6 +511,57 @@ func (r *report) costSection(w func(string, ...any)) {
 		w("| %s | %s | %s | %d | %d |", c.owner, c.name, c.nsPerRun.format(f0), c.runs, c.recMisses)
 	}
 	w("")
+	r.classifierSection(w)
+}
+
+// classifierSection is the cost of the protocol classification programs per load of the cost
+// windows: rr is the settled connections' fast path, the churns the classification of new ones.
+func (r *report) classifierSection(w func(string, ...any)) {
+	var cls []progCost
+	floorOn := map[string]progCost{} // by hook
+	for _, c := range r.costs {
+		switch {
+		case c.owner == "ebpfnet" && strings.HasPrefix(c.name, classifierPrefix):
+			cls = append(cls, c)
+		case c.owner == "floor":
+			floorOn[hookOf(c.name)] = c
+		}
+	}
+	if len(cls) == 0 {
+		return
+	}
+	slices.SortFunc(cls, func(a, b progCost) int { return cmp.Compare(b.name, a.name) }) // skbout, then skbin
+	r.intro(w, "classify", map[string]any{"Loads": costLoads})
+	for _, c := range cls {
+		fl := floorOn[hookOf(c.name)]
+		for _, l := range costLoads {
+			lc, lf := c.byLoad[l.Name], fl.byLoad[l.Name]
+			if lc == nil {
+				lc = &loadCost{}
+			}
+			if lf == nil {
+				lf = &loadCost{}
+			}
+			ratio := "–"
+			if x := pairRatio(lc, lf); len(x) > 0 {
+				ratio = x.format(func(v float64) string { return fmt.Sprintf("%.2fx", v) })
+			}
+			w("| %s | %s | %s | %d | %s | %s |", c.name, l.Name, lc.nsPerRun.format(f0), lc.runs, lf.nsPerRun.format(f0), ratio)
+		}
+	}
+	w("")
+}
+
+// pairRatio divides a's ns per run by b's window by window: programs on one hook in one window
+// ran on the same packets.
+func pairRatio(a, b *loadCost) dist {
+	var out dist
+	for i, wa := range a.windows {
+		if j := slices.Index(b.windows, wa); j >= 0 && b.nsPerRun[j] > 0 {
+			out = append(out, a.nsPerRun[i]/b.nsPerRun[j])
+		}
+	}
+	return out
 }
 
 func (r *report) churnSection(w func(string, ...any)) {

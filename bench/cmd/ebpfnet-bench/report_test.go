@@ -3,14 +3,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // fakeReport has figures for every target; bpftrace is the bpftrace arm's request/response rate
-// per round, against an untraced 1000 and a tracer at 900.
+// per round, against an untraced 1000, a tracer at 900 and the tracer without classification at
+// 910.
 func fakeReport(bpftrace dist) *report {
 	n := len(bpftrace)
 	fill := func(v float64) dist {
@@ -22,8 +25,9 @@ func fakeReport(bpftrace dist) *report {
 	}
 	return &report{
 		plan: fullPlan(),
-		rr:   map[string]dist{armUntraced: fill(1000), armFloor: fill(950), armTracer: fill(900), armBpftrace: bpftrace},
-		bulk: map[string]dist{armUntraced: fill(2e9), armFloor: fill(2e9), armTracer: fill(2e9),
+		rr: map[string]dist{armUntraced: fill(1000), armFloor: fill(950), armTracer: fill(900), armNoClassify: fill(910),
+			armBpftrace: bpftrace},
+		bulk: map[string]dist{armUntraced: fill(2e9), armFloor: fill(2e9), armTracer: fill(2e9), armNoClassify: fill(2e9),
 			armBpftrace: fill(2e9)},
 		costs: []progCost{
 			{owner: "floor", name: "floor_tp_send", nsPerRun: dist{70}, runs: 100},
@@ -130,5 +134,93 @@ func TestChurnVerdict(t *testing.T) {
 				t.Errorf("outcome %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestClassifyVerdict: classification's cost is off minus on over untraced, round by round, and
+// the target is judged on the median of the rounds.
+func TestClassifyVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		untraced, on, off  dist
+		want, wantMeasured string
+	}{
+		{"met", dist{1000, 500, 1000}, dist{900, 440, 950}, dist{910, 450, 955}, "met",
+			"on 0.900, off 0.910 of untraced; off minus on round by round 0.010 (0.005–0.020)"},
+		// One round's 0.1 does not decide: the median of the rounds does.
+		{"one bad round", dist{1000, 1000, 1000}, dist{800, 900, 900}, dist{900, 910, 905}, "met",
+			"on 0.900, off 0.905 of untraced; off minus on round by round 0.010 (0.005–0.100)"},
+		{"missed", dist{1000, 1000, 1000}, dist{900, 880, 950}, dist{930, 910, 990}, "**missed by 0.010**",
+			"on 0.900, off 0.930 of untraced; off minus on round by round 0.030 (0.030–0.040)"},
+		{"no untraced", nil, dist{900}, dist{910}, "**not measured: no round has untraced and both tracer arms**", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &report{plan: fullPlan(), rr: map[string]dist{armUntraced: tc.untraced, armTracer: tc.on, armNoClassify: tc.off}}
+			v := r.classifyVerdict()
+			if v.outcome != tc.want || (tc.wantMeasured != "" && v.measured != tc.wantMeasured) {
+				t.Errorf("outcome %q, measured %q; want %q, %q", v.outcome, v.measured, tc.want, tc.wantMeasured)
+			}
+		})
+	}
+}
+
+// TestClassifierSection: the classifier programs get their own table, one row per program and
+// load, beside the empty program of their hook in the same windows.
+func TestClassifierSection(t *testing.T) {
+	r := fakeReport(dist{850})
+	lc := func(ns dist, windows []int, runs uint64) *loadCost {
+		return &loadCost{nsPerRun: ns, windows: windows, runs: runs}
+	}
+	r.costs = append(r.costs,
+		progCost{owner: "ebpfnet", name: "enet_cg_skbout", nsPerRun: dist{40, 44}, runs: 300, byLoad: map[string]*loadCost{
+			"rr": lc(dist{30, 36}, []int{0, 1}, 200), "churn, first messages": lc(dist{120}, []int{1}, 100)}},
+		progCost{owner: "floor", name: "floor_cg_skbout", nsPerRun: dist{15, 15}, runs: 300, byLoad: map[string]*loadCost{
+			"rr": lc(dist{15, 12}, []int{0, 1}, 200), "churn, first messages": lc(dist{20, 30}, []int{0, 1}, 100)}},
+		progCost{owner: "ebpfnet", name: "enet_cg_skbin", nsPerRun: dist{50}, runs: 10, byLoad: map[string]*loadCost{}},
+	)
+	var b strings.Builder
+	r.costSection(func(f string, a ...any) { b.WriteString(fmt.Sprintf(f, a...) + "\n") })
+	_, table, ok := strings.Cut(b.String(), "### Protocol classification (cgroup_skb)")
+	if !ok {
+		t.Fatalf("no classification table:\n%s", b.String())
+	}
+	for _, row := range []string{
+		"| enet_cg_skbout | rr | 33 (30–36) | 200 | 14 (12–15) | 2.50x (2.00x–3.00x) |",
+		"| enet_cg_skbout | churn | n/a | 0 | n/a | – |",
+		// Window 1 only: the classifier did not run in window 0 of this load.
+		"| enet_cg_skbout | churn, first messages | 120 (120–120) | 100 | 25 (20–30) | 4.00x (4.00x–4.00x) |",
+		"| enet_cg_skbin | rr | n/a | 0 | n/a | – |",
+	} {
+		if !strings.Contains(table, row+"\n") {
+			t.Errorf("no row %q in:\n%s", row, table)
+		}
+	}
+	if strings.Index(table, "enet_cg_skbout") > strings.Index(table, "| enet_cg_skbin") {
+		t.Error("skbin's rows come before skbout's")
+	}
+	for _, l := range costLoads {
+		if !strings.Contains(table, "- **"+l.Name+"**: "+l.What+".") {
+			t.Errorf("the table's text does not say what load %q is", l.Name)
+		}
+	}
+}
+
+// TestRoundArms: every round runs each arm once, and the two tracer arms take turns at running
+// first, so the order of the rounds cancels between them.
+func TestRoundArms(t *testing.T) {
+	first := map[string]int{}
+	for i := range 6 {
+		a := roundArms(i)
+		if got := slices.Sorted(slices.Values(a)); !slices.Equal(got, slices.Sorted(slices.Values(arms))) {
+			t.Fatalf("round %d runs %q", i, a)
+		}
+		if slices.Index(a, armTracer) < slices.Index(a, armNoClassify) {
+			first[armTracer]++
+		} else {
+			first[armNoClassify]++
+		}
+	}
+	if first[armTracer] != 3 || first[armNoClassify] != 3 {
+		t.Errorf("of 6 rounds, the tracer runs first in %d, the tracer without classification in %d", first[armTracer], first[armNoClassify])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,16 +139,62 @@ func ensureTracefs() error {
 	return unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, "")
 }
 
-// ---- Overhead: loopback throughput, four arms interleaved ----
+// ---- Overhead: loopback throughput, five arms interleaved ----
 
 const (
 	armUntraced = "untraced"
 	armFloor    = "empty programs"
 	armTracer   = "ebpfnet tracer"
-	armBpftrace = "bpftrace"
+	// armNoClassify is the tracer with protocol_classification: false, against armTracer in
+	// the same round: what classification costs (issue 15).
+	armNoClassify = "ebpfnet tracer, no classification"
+	armBpftrace   = "bpftrace"
 )
 
-var arms = []string{armUntraced, armFloor, armTracer, armBpftrace}
+var arms = []string{armUntraced, armFloor, armTracer, armNoClassify, armBpftrace}
+
+// roundArms is the order of the arms in round i: the two tracer arms swap places every other
+// round, so that what comes just before each (the floor's detach, the other tracer's shutdown)
+// is the same for both over the rounds, and their difference carries no order bias.
+func roundArms(i int) []string {
+	a := slices.Clone(arms)
+	if i%2 == 1 {
+		t, n := slices.Index(a, armTracer), slices.Index(a, armNoClassify)
+		a[t], a[n] = a[n], a[t]
+	}
+	return a
+}
+
+// classifierPrefix starts the names of the protocol classification programs, bpf/netflow.bpf.c's
+// cgroup_skb programs (bpf/protocols/hook.h): the tracer loads them only with
+// protocol_classification on.
+const classifierPrefix = "enet_cg_skb"
+
+// classifiersLoaded counts the loaded programs named classifierPrefix*: under the host BPF lock
+// the only ones are those of the collector child the bench started.
+func classifiersLoaded() (int, error) {
+	progs, err := kern.Programs(func(name string, _ ebpf.ProgramID) bool { return strings.HasPrefix(name, classifierPrefix) })
+	return len(progs), err
+}
+
+// startTracerArm starts the collector child for a tracer arm and checks that it loaded the
+// classifiers if and only if classify: the two tracer arms differ in that alone.
+func startTracerArm(classify bool) (*collector, error) {
+	// The collector's default collection interval: polls happen as in production.
+	c, err := startCollector(10*time.Second, 65536, fmt.Sprintf("-classify=%t", classify))
+	if err != nil {
+		return nil, err
+	}
+	n, err := classifiersLoaded()
+	if err == nil && (n > 0) != classify {
+		err = fmt.Errorf("protocol_classification %t, yet %d %s* programs loaded", classify, n, classifierPrefix)
+	}
+	if err != nil {
+		c.stop(syscall.SIGTERM)
+		return nil, err
+	}
+	return c, nil
+}
 
 // setup attaches an arm and returns what detaches it.
 func setupArm(arm, script string) (func(), error) {
@@ -160,9 +207,8 @@ func setupArm(arm, script string) (func(), error) {
 			return nil, err
 		}
 		return func() { _ = f.Close() }, nil
-	case armTracer:
-		// The collector's default collection interval: polls happen as in production.
-		c, err := startCollector(10*time.Second, 65536)
+	case armTracer, armNoClassify:
+		c, err := startTracerArm(arm == armTracer)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +232,7 @@ func (r *report) overhead(script string) error {
 	r.rr = map[string]dist{}
 	r.bulk = map[string]dist{}
 	for round := 0; round < p.rounds; round++ {
-		for _, arm := range arms {
+		for _, arm := range roundArms(round) {
 			detach, err := setupArm(arm, script)
 			if err != nil {
 				return fmt.Errorf("%s: %w", arm, err)
@@ -225,9 +271,38 @@ func ratios(m map[string]dist, arm string) dist {
 // progCost is one program's per-run cost over the measuring windows.
 type progCost struct {
 	owner, name string
-	nsPerRun    dist
+	nsPerRun    dist // per window, all its loads
 	runs        uint64
 	recMisses   uint64
+	byLoad      map[string]*loadCost // by costLoad name
+}
+
+// loadCost is one program's per-run cost during one load of the cost windows.
+type loadCost struct {
+	nsPerRun dist
+	windows  []int // the window of each nsPerRun sample: programs on one hook pair by it
+	runs     uint64
+}
+
+// costLoad is one load of each cost window. Statistics are read before and after each, so every
+// program's cost is known per load: a settled connection's fast path (rr) apart from a new
+// connection's classification (the churns).
+type costLoad struct {
+	Name, What string // exported for the report's templates
+	args       func(window int) []string
+}
+
+var costLoads = []costLoad{
+	{"rr", "request/response, 4 connections of 64-byte messages for 1.5 s: connections settled after their first packets",
+		func(int) []string { return []string{"rr", "-conns", "4", "-size", "64", "-dur", "1500ms"} }},
+	{"churn", "2,000 new connections in 1 s, each 16 zero bytes each way: no protocol",
+		func(w int) []string {
+			return []string{"churn", "-rate", "2000", "-dur", "1s", "-port", fmt.Sprint(20050 + w)}
+		}},
+	{"churn, first messages", "2,000 new connections in 1 s, a third each opening with HTTP/1.1 (GET and its 200), RESP (PING, +PONG) and TLS 1.3 (ClientHello, ServerHello): bench/internal/load's Exchanges",
+		func(w int) []string {
+			return []string{"churn", "-rate", "2000", "-dur", "1s", "-port", fmt.Sprint(20060 + w), "-addrs", "6", "-messages", "http,redis,tls"}
+		}},
 }
 
 func (r *report) cost(script string) error {
@@ -262,42 +337,64 @@ func (r *report) cost(script string) error {
 		return ""
 	}
 	keep := func(name string, id ebpf.ProgramID) bool { return owner(name, id) != "" }
+	if n, err := classifiersLoaded(); err != nil || n == 0 {
+		return fmt.Errorf("the collector loaded %d %s* programs (%v): protocol_classification is off", n, classifierPrefix, err)
+	}
 	costs := map[ebpf.ProgramID]*progCost{}
-	port := 20050
 	for w := 0; w < r.plan.costWindows; w++ {
 		stats, err := kern.EnableStats()
 		if err != nil {
 			return fmt.Errorf("enable bpf_stats: %w", err)
 		}
-		before, err := kern.Programs(keep)
-		if err == nil {
-			var rr result
-			err = loadChild(&rr, "rr", "-conns", "4", "-size", "64", "-dur", "1500ms")
-		}
-		if err == nil {
-			var ch churnResult
-			err = loadChild(&ch, "churn", "-rate", "2000", "-dur", "1s", "-port", fmt.Sprint(port+w))
-		}
-		var after map[ebpf.ProgramID]kern.ProgStat
-		if err == nil {
-			after, err = kern.Programs(keep)
+		// snaps[i] is before costLoads[i], the last after them all.
+		snaps := make([]map[ebpf.ProgramID]kern.ProgStat, 0, len(costLoads)+1)
+		s, err := kern.Programs(keep)
+		snaps = append(snaps, s)
+		for _, l := range costLoads {
+			if err != nil {
+				break
+			}
+			var res churnResult // rr's result has none of its fields
+			if err = loadChild(&res, l.args(w)...); err != nil {
+				break
+			}
+			if res.Failed > 0 {
+				err = fmt.Errorf("%s: %d of %d connections failed", l.Name, res.Failed, res.Failed+res.Completed)
+				break
+			}
+			s, err = kern.Programs(keep)
+			snaps = append(snaps, s)
 		}
 		_ = stats.Close()
 		if err != nil {
 			return err
 		}
+		before, after := snaps[0], snaps[len(snaps)-1]
 		for id, a := range after {
 			b := before[id]
 			runs := a.RunCount - b.RunCount
 			c := costs[id]
 			if c == nil {
-				c = &progCost{owner: owner(a.Name, id), name: a.Name}
+				c = &progCost{owner: owner(a.Name, id), name: a.Name, byLoad: map[string]*loadCost{}}
 				costs[id] = c
 			}
 			c.runs += runs
 			c.recMisses += a.RecursionMisses - b.RecursionMisses
 			if runs > 0 {
 				c.nsPerRun = append(c.nsPerRun, float64(a.RuntimeNS-b.RuntimeNS)/float64(runs))
+			}
+			for i, l := range costLoads {
+				lb, la := snaps[i][id], snaps[i+1][id]
+				lc := c.byLoad[l.Name]
+				if lc == nil {
+					lc = &loadCost{}
+					c.byLoad[l.Name] = lc
+				}
+				if runs := la.RunCount - lb.RunCount; runs > 0 {
+					lc.runs += runs
+					lc.nsPerRun = append(lc.nsPerRun, float64(la.RuntimeNS-lb.RuntimeNS)/float64(runs))
+					lc.windows = append(lc.windows, w)
+				}
 			}
 		}
 		logf("per-program cost window %d/%d: %d programs", w+1, r.plan.costWindows, len(after))

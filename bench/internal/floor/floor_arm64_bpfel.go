@@ -21,6 +21,8 @@ const (
 	floorProgFloorCgRelease = "floor_cg_release"
 	floorProgFloorCgSend4   = "floor_cg_send4"
 	floorProgFloorCgSend6   = "floor_cg_send6"
+	floorProgFloorCgSkbin   = "floor_cg_skbin"
+	floorProgFloorCgSkbout  = "floor_cg_skbout"
 	floorProgFloorTpDestroy = "floor_tp_destroy"
 	floorProgFloorTpRecv    = "floor_tp_recv"
 	floorProgFloorTpSend    = "floor_tp_send"
@@ -74,6 +76,8 @@ type floorProgramSpecs struct {
 	FloorCgRelease *ebpf.ProgramSpec `ebpf:"floor_cg_release"`
 	FloorCgSend4   *ebpf.ProgramSpec `ebpf:"floor_cg_send4"`
 	FloorCgSend6   *ebpf.ProgramSpec `ebpf:"floor_cg_send6"`
+	FloorCgSkbin   *ebpf.ProgramSpec `ebpf:"floor_cg_skbin"`
+	FloorCgSkbout  *ebpf.ProgramSpec `ebpf:"floor_cg_skbout"`
 	FloorTpDestroy *ebpf.ProgramSpec `ebpf:"floor_tp_destroy"`
 	FloorTpRecv    *ebpf.ProgramSpec `ebpf:"floor_tp_recv"`
 	FloorTpSend    *ebpf.ProgramSpec `ebpf:"floor_tp_send"`
@@ -133,6 +137,8 @@ type floorPrograms struct {
 	FloorCgRelease *ebpf.Program `ebpf:"floor_cg_release"`
 	FloorCgSend4   *ebpf.Program `ebpf:"floor_cg_send4"`
 	FloorCgSend6   *ebpf.Program `ebpf:"floor_cg_send6"`
+	FloorCgSkbin   *ebpf.Program `ebpf:"floor_cg_skbin"`
+	FloorCgSkbout  *ebpf.Program `ebpf:"floor_cg_skbout"`
 	FloorTpDestroy *ebpf.Program `ebpf:"floor_tp_destroy"`
 	FloorTpRecv    *ebpf.Program `ebpf:"floor_tp_recv"`
 	FloorTpSend    *ebpf.Program `ebpf:"floor_tp_send"`
@@ -146,6 +152,8 @@ func (p *floorPrograms) Close() error {
 		p.FloorCgRelease,
 		p.FloorCgSend4,
 		p.FloorCgSend6,
+		p.FloorCgSkbin,
+		p.FloorCgSkbout,
 		p.FloorTpDestroy,
 		p.FloorTpRecv,
 		p.FloorTpSend,

@@ -48,7 +48,8 @@ func Attach() (*Floor, error) {
 		return nil, errors.Join(fmt.Errorf("floor: spec: %w", err), f.Close())
 	}
 	for name, prog := range map[string]*ebpf.Program{"floor_cg_send4": p.FloorCgSend4, "floor_cg_send6": p.FloorCgSend6,
-		"floor_cg_recv4": p.FloorCgRecv4, "floor_cg_recv6": p.FloorCgRecv6, "floor_cg_release": p.FloorCgRelease} {
+		"floor_cg_recv4": p.FloorCgRecv4, "floor_cg_recv6": p.FloorCgRecv6, "floor_cg_release": p.FloorCgRelease,
+		"floor_cg_skbout": p.FloorCgSkbout, "floor_cg_skbin": p.FloorCgSkbin} {
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: cg, Attach: spec.Programs[name].AttachType, Program: prog})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("floor: attach %s on %s: %w", name, cg, err), f.Close())

@@ -137,14 +137,18 @@ type ChurnConfig struct {
 	// Linger0 closes the client end with SO_LINGER 0: a reset instead of a FIN, so the
 	// client's 4-tuple skips TIME_WAIT (the server end closes on the reset).
 	Linger0 bool
+	// Exchanges are the connections' first messages: listener a serves Exchanges[a mod n]
+	// (connection i goes to listener i mod Addrs). None: 16 zero bytes each way.
+	Exchanges []Exchange
 }
 
 // Churn opens new TCP connections at c.Rate per second for c.Dur (one that falls behind opens
 // none after c.Dur, so its rate is what it reached in the window), spread over its own
 // listeners on c.Port of c.Addrs consecutive loopback addresses (more destination addresses,
 // more 4-tuples: no ephemeral port runs out; generators in several processes take disjoint
-// addresses). Each connection sends 16 bytes, reads 16 back and closes; the server closes
-// after the client. It returns when every connection it opened has closed.
+// addresses). Each connection sends its listener's request (16 zero bytes without
+// c.Exchanges), reads the whole response and closes; the server closes after the client. It
+// returns when every connection it opened has closed.
 func Churn(c ChurnConfig) (ChurnResult, error) {
 	if c.Rate <= 0 || c.Addrs <= 0 || c.Workers <= 0 || c.FirstAddr < 1 || c.FirstAddr+c.Addrs-1 > 254 {
 		return ChurnResult{}, fmt.Errorf("churn: rate %v, addresses 127.0.0.%d+%d, %d workers", c.Rate, c.FirstAddr, c.Addrs, c.Workers)
@@ -157,7 +161,13 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 	}()
 	var srv sync.WaitGroup
 	dsts := make([]string, c.Addrs)
+	exs := make([]Exchange, c.Addrs)
 	for a := range dsts {
+		exs[a] = Exchange{Request: make([]byte, 16), Response: make([]byte, 16)}
+		if len(c.Exchanges) > 0 {
+			exs[a] = c.Exchanges[a%len(c.Exchanges)]
+		}
+		ex := exs[a]
 		dsts[a] = fmt.Sprintf("127.0.0.%d:%d", c.FirstAddr+a, c.Port)
 		ln, err := net.Listen("tcp4", dsts[a])
 		if err != nil {
@@ -165,9 +175,9 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 		}
 		lns = append(lns, ln)
 		go serveWG(ln, &srv, func(c net.Conn) {
-			buf := make([]byte, 16)
+			buf := make([]byte, len(ex.Request))
 			if _, err := io.ReadFull(c, buf); err == nil {
-				_, _ = c.Write(buf)
+				_, _ = c.Write(ex.Response)
 				_, _ = c.Read(buf) // EOF (or a reset, Linger0): the client closed first
 			}
 		})
@@ -185,7 +195,7 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 16)
+			var buf []byte
 			for {
 				i := next.Add(1) - 1
 				if i >= total || time.Now().After(deadline) {
@@ -195,14 +205,18 @@ func Churn(c ChurnConfig) (ChurnResult, error) {
 				if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 					time.Sleep(wait)
 				}
-				conn, err := net.Dial("tcp4", dsts[int(i)%len(dsts)])
+				a := int(i) % len(dsts)
+				conn, err := net.Dial("tcp4", dsts[a])
 				if err != nil {
 					failed.Add(1)
 					continue
 				}
-				_, err = conn.Write(buf)
+				_, err = conn.Write(exs[a].Request)
 				if err == nil {
-					_, err = io.ReadFull(conn, buf)
+					if cap(buf) < len(exs[a].Response) {
+						buf = make([]byte, len(exs[a].Response))
+					}
+					_, err = io.ReadFull(conn, buf[:len(exs[a].Response)])
 				}
 				if c.Linger0 && err == nil {
 					err = conn.(*net.TCPConn).SetLinger(0)

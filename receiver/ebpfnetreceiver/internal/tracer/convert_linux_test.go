@@ -5,6 +5,7 @@ package tracer
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ func TestABISizes(t *testing.T) {
 		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 120},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
+		{"protocol_stack", unsafe.Sizeof(netflowProtocolStack{}), 4},
+		{"classify_state", unsafe.Sizeof(netflowClassifyState{}), 8},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
@@ -123,4 +126,87 @@ func TestMissingCaps(t *testing.T) {
 	if !errors.Is(err, ErrMissingCapability) || !strings.Contains(err.Error(), "CAP_BPF, CAP_PERFMON") || strings.Contains(err.Error(), "CAP_NET_ADMIN,") {
 		t.Errorf("missing BPF and PERFMON: %v", err)
 	}
+}
+
+// TestStackDecoding: each kernel code of each layer decodes to the value the
+// attributes write, and codes the tables do not know to nothing.
+func TestStackDecoding(t *testing.T) {
+	for _, c := range []struct {
+		in               netflowProtocolStack
+		name, version    string
+		rpc, tls         string
+		wantUnclassified bool
+	}{
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_HTTP11)}, name: "http", version: "1.1"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_HTTP10)}, name: "http", version: "1.0"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_HTTP)}, name: "http"},
+		{in: netflowProtocolStack{Api: uint8(netflowProtoApiAPI_GRPC), Application: uint8(netflowProtoApplicationAPP_HTTP2), Encryption: uint8(netflowProtoEncryptionENC_TLS13)},
+			name: "http", version: "2", rpc: "grpc", tls: "1.3"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_KAFKA)}, name: "kafka"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_AMQP)}, name: "amqp"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_REDIS)}, name: "redis"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_POSTGRES)}, name: "postgresql"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_MYSQL)}, name: "mysql"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_MONGO)}, name: "mongodb"},
+		{in: netflowProtocolStack{Application: uint8(netflowProtoApplicationAPP_DNS)}, name: "dns"},
+		{in: netflowProtocolStack{Encryption: uint8(netflowProtoEncryptionENC_TLS12)}, tls: "1.2"},
+		{in: netflowProtocolStack{Api: 200, Application: 200, Encryption: 200, Flags: 0xff}, wantUnclassified: true},
+	} {
+		st := stackFromBPF(c.in)
+		got := [4]string{st.Application.String(), st.Application.Version(), st.API.String(), st.Encryption.TLSVersion()}
+		if want := [4]string{c.name, c.version, c.rpc, c.tls}; got != want {
+			t.Errorf("%+v: decoded %q, want %q", c.in, got, want)
+		}
+		if c.wantUnclassified && st != (conns.ProtocolStack{}) {
+			t.Errorf("%+v: unknown codes decoded to %+v", c.in, st)
+		}
+	}
+}
+
+// FuzzStackFromBPF: whatever bytes the kernel hands over, the decoded stack
+// writes only the values metadata.yaml documents, a version only with its
+// protocol, and unknown codes read as unclassified.
+func FuzzStackFromBPF(f *testing.F) {
+	f.Add(uint8(0), uint8(0), uint8(0), uint8(0))
+	f.Add(uint8(1), uint8(2), uint8(4), uint8(1))
+	f.Add(uint8(0), uint8(11), uint8(3), uint8(0x3f))
+	names := []string{"", "http", "kafka", "amqp", "redis", "postgresql", "mysql", "mongodb", "dns"}
+	f.Fuzz(func(t *testing.T, api, app, enc, flags uint8) {
+		st := stackFromBPF(netflowProtocolStack{Api: api, Application: app, Encryption: enc, Flags: flags})
+		if n := st.Application.String(); !slices.Contains(names, n) {
+			t.Fatalf("application %d: name %q", app, n)
+		}
+		if v := st.Application.Version(); !slices.Contains([]string{"", "1.0", "1.1", "2"}, v) || (v != "" && st.Application.String() != "http") {
+			t.Fatalf("application %d: version %q of %q", app, v, st.Application.String())
+		}
+		if r := st.API.String(); r != "" && r != "grpc" {
+			t.Fatalf("api %d: %q", api, r)
+		}
+		if v := st.Encryption.TLSVersion(); !slices.Contains([]string{"", "1.0", "1.1", "1.2", "1.3"}, v) {
+			t.Fatalf("encryption %d: %q", enc, v)
+		}
+		if int(app) >= len(appOf) && st.Application != conns.AppUnknown ||
+			int(api) >= len(apiOf) && st.API != conns.APIUnknown ||
+			int(enc) >= len(encryptionOf) && st.Encryption != conns.EncryptionNone {
+			t.Fatalf("unknown codes %d/%d/%d decoded to %+v", api, app, enc, st)
+		}
+	})
+}
+
+// FuzzDecodeRecord: any bytes from the ring or the iterator decode or fail
+// cleanly, and a decoded record's stack is one FuzzStackFromBPF accepts.
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(make([]byte, recordSize))
+	f.Add(make([]byte, recordSize-1))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var rec netflowConnRecord
+		err := decodeRecord(raw, &rec)
+		if (err != nil) != (len(raw) < recordSize) {
+			t.Fatalf("%d bytes: err %v", len(raw), err)
+		}
+		if err == nil {
+			c := connFromBPF(&rec.Tuple, &rec.Value, clock{})
+			_ = c.Stack.Application.String()
+		}
+	})
 }

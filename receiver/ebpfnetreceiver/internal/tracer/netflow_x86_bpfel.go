@@ -188,6 +188,8 @@ const (
 	netflowStackFlagsSTACK_TLS_WAIT     netflowStackFlags = 8
 	netflowStackFlagsSTACK_H2WAIT       netflowStackFlags = 16
 	netflowStackFlagsSTACK_HTTP_WAIT    netflowStackFlags = 32
+	netflowStackFlagsSTACK_ALPN_H2      netflowStackFlags = 64
+	netflowStackFlagsSTACK_ALPN_HTTP11  netflowStackFlags = 128
 )
 
 type netflowTcpStats struct {
