@@ -102,7 +102,8 @@ build: ## build bin/otelcol-ebpfnet from cmd/otelcol-ebpfnet (BPF objects are co
 run: build ## build, then run the collector as root with config/default.yaml (RUN_CONFIG=...): metrics at http://127.0.0.1:8889/metrics
 	$(SUDO) ./$(DIST_BIN) --config $(RUN_CONFIG)
 
-# The kernel matrix (scripts/kernel-matrix/README.md): the tracer's tests, built static for x86-64 and
+# The kernel matrix (scripts/kernel-matrix/README.md): the tracer's tests and the classifiers' harness
+# tests (classifytest; not with KM_RUN), built static for x86-64 and
 # arm64, run on the host and inside Debian kernels of both architectures booted under qemu, two VMs at
 # a time. Every kernel runs even when one fails; the target fails if any did. Kernels are cached
 # under KM_CACHE.
@@ -113,21 +114,24 @@ KM_RUN ?=
 KM_KPROBE_KERNELS ?= 5.10 6.1
 
 .PHONY: kernel-matrix
-kernel-matrix: ## tracer tests on the host + Debian 5.10/6.1/6.12/newest (x86-64) and 6.1/6.12/newest (arm64) under qemu (KM_KERNELS="6.1", KM_RUN=TestX)
+kernel-matrix: ## tracer and classifier tests on the host + Debian 5.10/6.1/6.12/newest (x86-64) and 6.1/6.12/newest (arm64) under qemu (KM_KERNELS="6.1", KM_RUN=TestX)
 	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	for arch in amd64 arm64; do \
-		echo "CGO_ENABLED=0 GOARCH=$$arch $(GO) test -c -o $$tmp/tracer-$$arch.test ./receiver/ebpfnetreceiver/internal/tracer"; \
-		CGO_ENABLED=0 GOARCH=$$arch $(GO) test -c -o "$$tmp/tracer-$$arch.test" ./receiver/ebpfnetreceiver/internal/tracer; \
-	done; \
+	for arch in amd64 arm64; do for pkg in tracer tracer/classifytest; do \
+		bin=$$tmp/$$(basename $$pkg)-$$arch.test; \
+		echo "CGO_ENABLED=0 GOARCH=$$arch $(GO) test -c -o $$bin ./receiver/ebpfnetreceiver/internal/$$pkg"; \
+		CGO_ENABLED=0 GOARCH=$$arch $(GO) test -c -o "$$bin" ./receiver/ebpfnetreceiver/internal/$$pkg; \
+	done; done; \
 	rc=0; start=$$SECONDS; \
 	run() { \
-		local name=$$1; shift; [ -n "$$KM_KERNELS" ] || return 0; \
-		KM_LOGDIR=$${KM_LOGDIR:+$$KM_LOGDIR/$$name} KM_BIN_ARM64="$$tmp/tracer-arm64.test" scripts/kernel-matrix/km.sh run \
-			"$$tmp/tracer-amd64.test" -test.v -test.count=1 $(if $(KM_RUN),'-test.run=$(KM_RUN)') "$$@" || rc=1; \
+		local name=$$1 suite=$$2; shift 2; [ -n "$$KM_KERNELS" ] || return 0; \
+		KM_LOGDIR=$${KM_LOGDIR:+$$KM_LOGDIR/$$name} KM_BIN_ARM64="$$tmp/$$suite-arm64.test" scripts/kernel-matrix/km.sh run \
+			"$$tmp/$$suite-amd64.test" -test.v -test.count=1 $(if $(KM_RUN),'-test.run=$(KM_RUN)') "$$@" || rc=1; \
 	}; \
-	KM_KERNELS='$(KM_KERNELS)' run all; \
+	KM_KERNELS='$(KM_KERNELS)' run all tracer; \
+	echo "=== the protocol classifiers' BPF_PROG_TEST_RUN harness (classifytest) on the same kernels"; \
+	$(if $(KM_RUN),,KM_KERNELS='$(KM_KERNELS)' run classifytest classifytest;) \
 	echo "=== $(KM_KPROBE_KERNELS) again with the payload hooks forced to kprobes (hooks: kprobe)"; \
-	KM_KERNELS='$(KM_KPROBE_KERNELS)' EBPFNET_TEST_HOOKS=kprobe KM_PASSENV=EBPFNET_TEST_HOOKS run kprobe; \
+	KM_KERNELS='$(KM_KPROBE_KERNELS)' EBPFNET_TEST_HOOKS=kprobe KM_PASSENV=EBPFNET_TEST_HOOKS run kprobe tracer; \
 	echo "=== kernel matrix: $$([ $$rc = 0 ] && echo PASS || echo FAIL) after $$((SECONDS - start)) s of runs"; \
 	exit $$rc
 

@@ -117,7 +117,7 @@ __noinline __u64 enet_classify(struct __sk_buff *skb, __u32 off, __u32 len, __u3
 
 static __always_inline void classify_settle(struct protocol_stack *st)
 {
-	st->flags = (st->flags & ~STACK_WAITS) | STACK_SETTLED;
+	st->flags = (st->flags & ~STACK_PENDING) | STACK_SETTLED;
 	count((st->api | st->application | st->encryption) ? TELEMETRY_CLASSIFIED : TELEMETRY_UNCLASSIFIED);
 }
 
