@@ -70,8 +70,8 @@ const (
 	dataUDPEnd  = "udp_end"
 	// dataProtocol: protocol classification, loaded only when configured.
 	dataProtocol = "protocol"
-	hookTPBTF   = "tp_btf"
-	hookFexit   = "fexit"
+	hookTPBTF    = "tp_btf"
+	hookFexit    = "fexit"
 )
 
 // withBackup is a tp_btf primary and its backup on the same tracepoint, in
