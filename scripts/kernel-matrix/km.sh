@@ -151,9 +151,11 @@ apt_setup() {
 	apt-get "${APTO[@]}" -qq update
 }
 
-# name=version of the versioned linux-{image,binary,modules,base}-N... packages a package depends on exactly
+# name=version of the versioned linux-{image,binary,modules,base}-N... packages a package depends on exactly.
+# The awk programs here read apt-cache's output to the end: one that exits early makes apt-cache die of
+# SIGPIPE once its output outgrows the pipe, which pipefail turns into a failed fetch.
 exact_deps() {
-	apt-cache "${APTO[@]}" show "$1" 2>/dev/null | awk '/^Depends:/{sub(/^Depends: */, ""); print; exit}' |
+	apt-cache "${APTO[@]}" show "$1" 2>/dev/null | awk '/^Depends:/ && !done {sub(/^Depends: */, ""); print; done = 1}' |
 		tr ',' '\n' | sed -E 's/\|.*//; s/^ +//; s/ +$//' |
 		sed -nE 's/^(linux-(image|binary|modules|base)-[0-9][^ ]*) \(= ([^)]+)\)$/\1=\3/p'
 }
@@ -165,7 +167,7 @@ fetch_one() { # kernel-spec (label or NAME=META/SUITE)
 	spec=$(spec_of "$1")
 	meta=${spec%/*} suite=${spec#*/}
 	dir=$KM_CACHE/$label
-	ver=$(apt-cache "${APTO[@]}" show "$meta/$suite" 2>/dev/null | awk '/^Version:/{print $2; exit}')
+	ver=$(apt-cache "${APTO[@]}" show "$meta/$suite" 2>/dev/null | awk '/^Version:/ && !v {v = $2} END {print v}')
 	[ -n "$ver" ] || die "$label: $meta not found in $suite"
 	mapfile -t queue < <(exact_deps "$meta/$suite")
 	while [ ${#queue[@]} -gt 0 ]; do
