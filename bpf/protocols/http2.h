@@ -121,6 +121,22 @@ static __always_inline int hpack_value_is_grpc(const struct payload *p, __u32 of
 #undef GRPC_HUFF
 }
 
+/* Skips the HPACK string literal at *off (H bit and 7-bit-prefix length, then its bytes); false when
+ * the packet ends inside its length. *off may then pass the readable bytes: the caller checks. */
+static __always_inline bool hpack_skip_string(const struct payload *p, __u32 *off)
+{
+	__u8 b;
+	__u32 slen;
+
+	if (!payload_read(p, *off, &b, 1))
+		return false;
+	*off = off_bound(*off + 1);
+	if (!hpack_int(p, off, b, 0x7f, &slen))
+		return false;
+	*off += slen;
+	return true;
+}
+
 /* Walks the header block [off, end) of the payload (skb, poff, plen): 1 if its content-type is
  * application/grpc, 0 if it is something else or the block has none we can name (a dynamic-table
  * reference, a literal name), -1 when the packet ends before the block does. A global function
@@ -134,7 +150,7 @@ CLASSIFY_GLOBAL int ebpfnet_hpack_grpc(struct __sk_buff *skb, __u32 poff, __u32 
 		return -1;
 	for (__u32 i = 0; i < H2_MAX_FIELDS; i++) {
 		__u8 b;
-		__u32 idx, slen;
+		__u32 idx;
 
 		if (off >= end)
 			return 0;
@@ -157,22 +173,14 @@ CLASSIFY_GLOBAL int ebpfnet_hpack_grpc(struct __sk_buff *skb, __u32 poff, __u32 
 		if (idx == HPACK_CONTENT_TYPE)
 			return hpack_value_is_grpc(p, off);
 		if (idx == 0) { /* literal name: skip it */
-			if (!payload_read(p, off, &b, 1))
+			if (!hpack_skip_string(p, &off))
 				return -1;
-			off = off_bound(off + 1);
-			if (!hpack_int(p, &off, b, 0x7f, &slen))
-				return -1;
-			off += slen;
 			if (off >= CLASSIFY_MAX_BYTES)
 				return off >= end ? 0 : -1;
 			off = off_bound(off);
 		}
-		if (!payload_read(p, off, &b, 1))
+		if (!hpack_skip_string(p, &off))
 			return -1;
-		off = off_bound(off + 1);
-		if (!hpack_int(p, &off, b, 0x7f, &slen))
-			return -1;
-		off += slen;
 	next:
 		/* one verifier state per iteration whatever the field was (head.h off_bound) */
 		if (off >= CLASSIFY_MAX_BYTES)
