@@ -81,7 +81,7 @@ static __always_inline void classify_deliver(struct classify_state *cs, struct b
 		cs->delivered = 1; /* nothing to give */
 		return;
 	}
-	__u64 id = (__u64)sk; /* sock_id(): the socket's address */
+	__u64 id = sock_id((const struct sock *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (si) {
 		si->stack = cs->stack;
