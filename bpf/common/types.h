@@ -167,13 +167,14 @@ struct conn_stats {
 			* be gone by the next poll, and /proc with it */
 };
 
-/* Read from tcp_sock when the connection closes. */
+/* Read from tcp_sock at each poll and at close (tcp/health.h). */
 struct tcp_stats {
-	__u32 rtt;		 /* smoothed RTT, us */
-	__u32 rtt_var;		 /* RTT mean deviation, us */
-	__u32 retransmits;	 /* tcp_sock.total_retrans */
+	__u32 rtt;		 /* smoothed RTT (SRTT), us; 0 before the first sample */
+	__u32 rtt_var;		 /* RTT variation (RTTVAR, RFC 6298), us */
+	__u32 retransmits;	 /* segments retransmitted after the handshake (tcp_sock.total_retrans) */
 	__u16 state_transitions; /* bit n set when the socket entered TCP state n */
-	__u16 failure_reason;	 /* errno the connection ended with (sk_err), 0 when clean */
+	__u8 syn_retransmits;	 /* SYN (connecting) or SYN-ACK (accepting) retransmits, at most 255 */
+	__u8 failure_reason;	 /* errno the connection ended with (sk_err, at most 255), 0 when clean */
 };
 
 /* Value of the connection table. */
@@ -200,9 +201,11 @@ struct sock_info {
 	__u32 pid_hint;		     /* tgid that called connect(), or the listener's owner for accepted sockets */
 	__u32 segs_out_base;	     /* TCP: data_segs_out likewise */
 	__u32 segs_in_base;	     /* TCP: data_segs_in likewise */
+	__u32 retrans_base;	     /* TCP: total_retrans that are not the connection's (tcp/health.h) */
 	struct protocol_stack stack; /* the settled classification (protocols/), copied into every record */
 	__u16 transitions;	     /* bit n set when the socket entered TCP state n */
-	__u16 failure_reason;	     /* sk_err when the socket entered CLOSE (the app clears it on read) */
+	__u8 failure_reason;	     /* sk_err when the socket entered CLOSE (the app clears it on read) */
+	__u8 syn_retrans;	     /* TCP: handshake retransmits, at most 255 (tcp/health.h) */
 	__u8 direction;		     /* enum conn_direction */
 	__u8 tracked;		     /* enum sock_track_state */
 	__u8 _pad[2];

@@ -52,6 +52,7 @@ static __always_inline void tcp_baseline(struct sock_info *si, const struct sock
 	si->recv_base = recv - unread - (send ? 0 : ret);
 	si->segs_out_base = tcp_data_segs_out(sk);
 	si->segs_in_base = tcp_data_segs_in(sk);
+	si->retrans_base = BPF_CORE_READ(tp, total_retrans); /* its retransmits count from here too */
 }
 
 /* Writes the socket's counts since its baselines into s. A baseline can stand ahead of the sent

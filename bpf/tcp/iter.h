@@ -11,8 +11,9 @@
 #define EBPFNET_TCP_ITER_H
 
 #include "counters.h"
+#include "health.h"
 
-/* Fresh counts, and the protocol stack once settled, for an open TCP entry. The socket is the one the entry names only while socks
+/* Fresh counts, RTT and retransmits (health.h), and the protocol stack once settled, for an open TCP entry. The socket is the one the entry names only while socks
  * holds it under the same cookie: the state handler deletes it at destroy, before the socket's
  * memory can go to another socket. An entry whose socket is gone keeps its last counts; its
  * final record is in the ring for the next poll. */
@@ -22,7 +23,11 @@ static __always_inline void tcp_refresh(struct conn_value *v)
 	const struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (!si || si->tracked != SOCK_TRACKED || si->cookie != v->stats.cookie)
 		return;
-	tcp_counts(&v->stats, (const struct sock *)id, si);
+	const struct sock *sk = (const struct sock *)id;
+	tcp_counts(&v->stats, sk, si);
+	if (sample_tcp_health)
+		tcp_health(&v->tcp, sk, si);
+	v->tcp.state_transitions = si->transitions;
 	v->stats.protocol_stack = si->stack;
 	v->stats.timestamp = bpf_ktime_get_ns();
 }

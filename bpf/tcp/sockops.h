@@ -25,12 +25,19 @@ static __always_inline void sockops_open(struct bpf_sock_ops *ops, const struct 
 {
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	__u64 id = sock_id(sk);
-	if (ops->op == BPF_SOCK_OPS_TCP_CONNECT_CB || bpf_map_lookup_elem(&socks, &id))
-		return; /* connecting (listed at SYN_SENT), or listed already: the usual case */
+	if (ops->op == BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return; /* connecting: listed at SYN_SENT */
+	struct sock_info *listed = bpf_map_lookup_elem(&socks, &id);
+	if (listed) {
+		/* The usual case. The state tracepoint may have been skipped for this step: whether
+		 * the handshake ended decides what a failure and a retransmit are (health.h). */
+		tcp_handshake_done(listed, sk);
+		return;
+	}
 	struct sock_info si = {};
 	si.start = bpf_ktime_get_ns();
 	si.cookie = bpf_get_socket_cookie(ops);
-	si.transitions = 1 << TCP_ESTABLISHED;
+	tcp_handshake_done(&si, sk);
 	if (outgoing) {
 		si.direction = CONN_DIRECTION_OUTGOING;
 		si.transitions |= 1 << TCP_SYN_SENT;
@@ -55,8 +62,7 @@ static __always_inline void sockops_close(struct bpf_sock_ops *ops, const struct
 	if (!si)
 		return;
 	si->transitions |= 1 << TCP_CLOSE;
-	/* The kernel sets sk_err before the step (reset, refused, timeout). */
-	tcp_close_record(sk, si, id, bpf_get_socket_cookie(ops), BPF_CORE_READ(sk, sk_err));
+	tcp_close_record(sk, si, id, bpf_get_socket_cookie(ops), tcp_error(sk));
 }
 
 static __always_inline void handle_sockops(struct bpf_sock_ops *ops)

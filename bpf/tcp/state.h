@@ -15,6 +15,7 @@
 #include "../common/conn.h"
 #include "../maps/listen_ports.h"
 #include "io.h"
+#include "health.h"
 
 static __always_inline void listen_key(struct port_binding *k, const struct sock *sk)
 {
@@ -54,7 +55,7 @@ static __always_inline __u32 listener_owner(const struct sock *sk)
  * `cookie` is the socket's cookie as the calling program can get it, for a connection user space
  * never saw; `reason` the error it ended with. */
 static __always_inline void tcp_close_record(const struct sock *sk, struct sock_info *si, __u64 id, __u64 cookie,
-					     __u16 reason)
+					     __u8 reason)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct conn_value final = {};
@@ -78,10 +79,7 @@ static __always_inline void tcp_close_record(const struct sock *sk, struct sock_
 	final.stats.timestamp = now;
 	final.stats.duration = now - final.stats.start;
 
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	final.tcp.rtt = BPF_CORE_READ(tp, srtt_us) >> 3;
-	final.tcp.rtt_var = BPF_CORE_READ(tp, mdev_us) >> 2;
-	final.tcp.retransmits = BPF_CORE_READ(tp, total_retrans);
+	tcp_health(&final.tcp, sk, si);
 	final.tcp.state_transitions = si->transitions | (1 << TCP_CLOSE);
 	final.tcp.failure_reason = reason;
 
@@ -148,11 +146,11 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 		si = tcp_sock_new(sk, id, CONN_DIRECTION_INCOMING, listener_owner(sk), TCP_SYN_RECV, tracing);
 	if (!si)
 		return 0; /* opened before the tracer started and idle since: adopted at its first I/O */
+	if (newstate == TCP_ESTABLISHED)
+		tcp_handshake_done(si, sk);
 	si->transitions |= 1 << newstate;
 	if (newstate == TCP_CLOSE) {
-		/* Why it ended: the kernel sets sk_err before the state change (reset, refused,
-		 * timeout); the application's next call reads and clears it. */
-		si->failure_reason = BPF_CORE_READ(sk, sk_err);
+		si->failure_reason = tcp_error(sk);
 	} else if (newstate == TCP_ESTABLISHED && si->tracked == SOCK_UNTRACKED) {
 		if (si->direction == CONN_DIRECTION_OUTGOING) {
 			/* The connecting process is known: list the connection now, before any payload. */

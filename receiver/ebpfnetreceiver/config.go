@@ -72,6 +72,7 @@ type Config struct {
 	// Unmarshal moves them here.
 	ConnectionDuration HistogramMetricConfig `mapstructure:"-"`
 	TCPRTT             HistogramMetricConfig `mapstructure:"-"`
+	TCPRTTVariation    HistogramMetricConfig `mapstructure:"-"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -113,10 +114,16 @@ func createDefaultConfig() *Config {
 		},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
-		// Off by default: the tracer reads the RTT only when a connection
-		// closes, so long-lived connections would show up only at their end.
-		TCPRTT: HistogramMetricConfig{Enabled: false, Attributes: slices.Clone(keep)},
+		TCPRTT:               HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
+		TCPRTTVariation:      HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
 	}
+}
+
+// sampleTCPHealth reports whether a metric needs the RTT or retransmits of
+// open connections, which the tracer then reads at every poll.
+func (cfg *Config) sampleTCPHealth() bool {
+	m := &cfg.Metrics
+	return cfg.TCPRTT.Enabled || cfg.TCPRTTVariation.Enabled || m.EbpfnetTCPRetransmitCount.Enabled || m.EbpfnetTCPSynRetransmitCount.Enabled
 }
 
 // histograms are the histogram entries of `metrics:`, by key: the metrics

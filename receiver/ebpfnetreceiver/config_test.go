@@ -39,7 +39,9 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("default config invalid: %v", err)
 	}
 	if def.CollectionInterval != 10*time.Second || def.MaxTrackedConnections != 65536 || !def.ProtocolClassification || def.Hooks != "auto" ||
-		def.Aggregation.MaxSeries != 10000 || !def.ConnectionDuration.Enabled || def.TCPRTT.Enabled {
+		def.Aggregation.MaxSeries != 10000 || !def.ConnectionDuration.Enabled || !def.TCPRTT.Enabled || !def.TCPRTTVariation.Enabled ||
+		!def.Metrics.EbpfnetTCPRetransmitCount.Enabled || !def.Metrics.EbpfnetTCPSynRetransmitCount.Enabled || !def.Metrics.EbpfnetTCPFailureCount.Enabled ||
+		!def.sampleTCPHealth() {
 		t.Fatalf("defaults: %+v", def)
 	}
 
@@ -54,11 +56,20 @@ func TestLoadConfig(t *testing.T) {
 	if got := c.Metrics.EbpfnetConnectionIo.EnabledAttributes; len(got) != 3 {
 		t.Fatalf("io attributes: %v", got)
 	}
-	if c.ConnectionDuration.Enabled || !c.TCPRTT.Enabled || len(c.TCPRTT.Attributes) != 2 {
-		t.Fatalf("histograms: duration %+v rtt %+v", c.ConnectionDuration, c.TCPRTT)
+	if c.ConnectionDuration.Enabled || !c.TCPRTT.Enabled || len(c.TCPRTT.Attributes) != 2 || c.TCPRTTVariation.Enabled {
+		t.Fatalf("histograms: duration %+v rtt %+v variation %+v", c.ConnectionDuration, c.TCPRTT, c.TCPRTTVariation)
 	}
-	if !c.Metrics.EbpfnetTCPRetransmitCount.Enabled || !c.ResourceAttributes.ProcessCommandLine.Enabled {
+	if c.Metrics.EbpfnetTCPRetransmitCount.Enabled || !c.ResourceAttributes.ProcessCommandLine.Enabled {
 		t.Fatal("toggles not applied")
+	}
+	// The RTT histogram still needs the poll's samples; without any of the
+	// four metrics the tracer reads them only at close.
+	if !c.sampleTCPHealth() {
+		t.Fatal("rtt on, but the poll would not sample it")
+	}
+	c.TCPRTT.Enabled, c.Metrics.EbpfnetTCPSynRetransmitCount.Enabled = false, false
+	if c.sampleTCPHealth() {
+		t.Fatal("no TCP health metric on, but the poll would sample it")
 	}
 	// The generated metrics (not overridden) keep their defaults.
 	if !c.Metrics.EbpfnetConnectionOpened.Enabled {

@@ -22,7 +22,7 @@ type (
 	ioRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection, metadata.AttributeNetworkIoDirection,
 		string, int64, string, int64, metadata.AttributeNetworkTransport, metadata.AttributeNetworkType, int64, ...metadata.MetricAttributeOption)
 	// failureRecorder: those of a connection and error.type.
-	failureRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection, string,
+	failureRecorder = func(*metadata.MetricsBuilder, pcommon.Timestamp, int64, metadata.AttributeEbpfnetConnectionDirection, metadata.AttributeErrorType,
 		string, int64, string, int64, metadata.AttributeNetworkTransport, metadata.AttributeNetworkType, int64, ...metadata.MetricAttributeOption)
 )
 
@@ -49,11 +49,14 @@ var metrics = [aggregate.NumMetrics]metricDef{
 	aggregate.ConnectionClosed:  {name: "ebpfnet.connection.closed", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionClosedDataPoint},
 	aggregate.ConnectionCount:   {name: "ebpfnet.connection.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetConnectionCountDataPoint},
 	aggregate.TCPRetransmits:    {name: "ebpfnet.tcp.retransmit.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetTCPRetransmitCountDataPoint},
+	aggregate.TCPSynRetransmits: {name: "ebpfnet.tcp.syn_retransmit.count", conn: (*metadata.MetricsBuilder).RecordEbpfnetTCPSynRetransmitCountDataPoint},
 	aggregate.TCPFailures:       {name: "ebpfnet.tcp.failure.count", failure: (*metadata.MetricsBuilder).RecordEbpfnetTCPFailureCountDataPoint},
 	aggregate.ConnectionDuration: {name: "ebpfnet.connection.duration", unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.ConnectionDuration },
 		description: "Duration of closed connections, from when the tracer first saw them to their close."},
 	aggregate.TCPRTT: {name: "ebpfnet.tcp.rtt", unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTT },
-		description: "Smoothed round-trip time of TCP connections, sampled when the connection closes."},
+		description: "Smoothed round-trip time (SRTT) of TCP connections, sampled once per connection at every poll while it is open and once at its close."},
+	aggregate.TCPRTTVariation: {name: "ebpfnet.tcp.rtt.variation", unit: "s", histogram: func(c *Config) *HistogramMetricConfig { return &c.TCPRTTVariation },
+		description: "Round-trip time variation (RTTVAR, RFC 6298) of TCP connections, sampled with ebpfnet.tcp.rtt."},
 }
 
 // record writes one point of a sum through the builder.

@@ -71,7 +71,7 @@ func (o *output) build(rds []aggregate.ResourceData, now time.Time) pmetric.Metr
 			sm.Scope().SetVersion(o.version)
 		}
 		ms := rms.At(0).ScopeMetrics().At(0).Metrics()
-		for _, m := range []aggregate.Metric{aggregate.ConnectionDuration, aggregate.TCPRTT} {
+		for _, m := range []aggregate.Metric{aggregate.ConnectionDuration, aggregate.TCPRTT, aggregate.TCPRTTVariation} {
 			appendHistogram(ms, m, o.attrs[m], rd.Histograms[m], now)
 		}
 		if ms.Len() == 0 {
@@ -160,7 +160,10 @@ func (p *pointAttrs) networkType() metadata.AttributeNetworkType {
 	return metadata.MapAttributeNetworkType[p.a.Str(aggregate.AttrNetworkType)]
 }
 
-func (p *pointAttrs) errorType() string { return p.a.Str(aggregate.AttrErrorType) }
+func (p *pointAttrs) errorType() metadata.AttributeErrorType {
+	return metadata.MapAttributeErrorType[p.a.Str(aggregate.AttrErrorType)]
+}
+
 func (p *pointAttrs) localAddr() string { return p.a.Str(aggregate.AttrLocalAddress) }
 func (p *pointAttrs) peerAddr() string  { return p.a.Str(aggregate.AttrPeerAddress) }
 func (p *pointAttrs) localPort() int64  { return p.a.Int(aggregate.AttrLocalPort) }

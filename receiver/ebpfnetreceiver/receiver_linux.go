@@ -18,8 +18,11 @@ func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 		MaxConnections:    uint32(cfg.MaxTrackedConnections), // Validate bounds it to uint32
 		UDPIdleTimeout:    cfg.UDPIdleTimeout,
 		ClassifyProtocols: cfg.ProtocolClassification,
-		Hooks:             cfg.Hooks,
-		Logger:            logger,
+		// The poll reads RTT and retransmits of open connections only for
+		// the metrics that report them.
+		CloseOnlyTCPHealth: !cfg.sampleTCPHealth(),
+		Hooks:              cfg.Hooks,
+		Logger:             logger,
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@
 #     clang-19, llvm-19, libbpf-dev: make generate (pinned: regenerated objects must be byte-identical)
 #     bpftool: the tests compare against `bpftool prog/link list`
 #     iproute2: `ip` (netns, veth) and `ss` (ground truth for the TCP tests)
+#     nftables: `nft`, the faults of the TCP health tests (SYNs and data segments dropped on a veth)
 #     util-linux: `setpriv` (the end-to-end tests run the collector unprivileged)
 #     gcc, libc6-dev: cgo, which `go test -race` (make test) needs
 #     nginx-light, redis-server (redis-cli, redis-benchmark), postgresql (initdb, postgres, psql),
@@ -25,7 +26,7 @@ die() {
 
 case "${1:-}" in
 "")
-	pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 util-linux make git gcc libc6-dev
+	pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 nftables util-linux make git gcc libc6-dev
 		nginx-light redis-server redis-tools postgresql mariadb-server mariadb-client rabbitmq-server
 		dnsmasq-base bind9-dnsutils curl)
 	;;

@@ -21,13 +21,17 @@ const (
 	ConnectionCount                  // ebpfnet.connection.count (open now)
 	ConnectionDuration               // ebpfnet.connection.duration (histogram)
 	TCPRTT                           // ebpfnet.tcp.rtt (histogram)
+	TCPRTTVariation                  // ebpfnet.tcp.rtt.variation (histogram)
 	TCPRetransmits                   // ebpfnet.tcp.retransmit.count
+	TCPSynRetransmits                // ebpfnet.tcp.syn_retransmit.count
 	TCPFailures                      // ebpfnet.tcp.failure.count
 	NumMetrics
 )
 
 // IsHistogram reports whether m is one of the histograms.
-func (m Metric) IsHistogram() bool { return m == ConnectionDuration || m == TCPRTT }
+func (m Metric) IsHistogram() bool {
+	return m == ConnectionDuration || m == TCPRTT || m == TCPRTTVariation
+}
 
 // MetricConfig says whether a metric is computed and which attributes it keeps.
 type MetricConfig struct {
@@ -94,6 +98,7 @@ type connState struct {
 	sentBytes, recvBytes     uint64
 	sentPackets, recvPackets uint64
 	retransmits              uint32
+	synRetransmits           uint8
 	gen                      uint64           // last Update that saw the connection
 	overflowed               [NumMetrics]bool // counted in Stats.Overflowed already
 }
@@ -182,13 +187,17 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	isTCP := c.Transport == conns.TransportTCP
 	if isTCP {
 		a.add(TCPRetransmits, st, rk, base, grown(uint64(c.TCP.Retransmits), uint64(st.retransmits)))
+		a.add(TCPSynRetransmits, st, rk, base, grown(uint64(c.TCP.SynRetransmits), uint64(st.synRetransmits)))
+		// One sample per connection and poll, and one at close: a histogram of
+		// what the connections' RTT was over their lives, open ones included.
 		if c.TCP.RTT > 0 {
 			a.observeHist(TCPRTT, st, rk, base, c.TCP.RTT.Seconds())
+			a.observeHist(TCPRTTVariation, st, rk, base, c.TCP.RTTVar.Seconds())
 		}
 	}
 	st.sentBytes, st.recvBytes = c.SentBytes, c.RecvBytes
 	st.sentPackets, st.recvPackets = c.SentPackets, c.RecvPackets
-	st.retransmits = c.TCP.Retransmits
+	st.retransmits, st.synRetransmits = c.TCP.Retransmits, c.TCP.SynRetransmits
 
 	if !closed {
 		a.add(ConnectionCount, st, rk, base, 1)
@@ -196,7 +205,7 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	}
 	a.add(ConnectionClosed, st, rk, base, 1)
 	a.observeHist(ConnectionDuration, st, rk, base, c.Duration.Seconds())
-	if isTCP && c.TCP.FailureReason != 0 {
+	if isTCP && c.TCP.Failure() != conns.FailureNone {
 		a.add(TCPFailures, st, rk, base, 1) // error.type is in base
 	}
 	delete(a.conns, id)

@@ -8,7 +8,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
@@ -108,8 +107,8 @@ var attributes = [numAttrs]attribute{
 	{set: AttrIODirection, key: "network.io.direction", kind: kindStr, optional: true,
 		name: func(v uint16) string { return IODirection(v).String() }},
 	{set: AttrErrorType, key: "error.type", kind: kindStr, optional: true,
-		read: func(c *conns.Conn) uint16 { return c.TCP.FailureReason },
-		name: ErrnoName},
+		read: func(c *conns.Conn) uint16 { return uint16(c.TCP.Failure()) },
+		name: func(v uint16) string { return conns.Failure(v).String() }},
 }
 
 // numAddrs is the number of kindAddr attributes (Attrs.addrs).
@@ -207,33 +206,6 @@ func (d IODirection) String() string {
 		return "receive"
 	}
 	return ""
-}
-
-// ErrnoName names the Linux errno values a TCP connection ends with.
-func ErrnoName(errno uint16) string {
-	switch errno {
-	case 0:
-		return ""
-	case 32:
-		return "EPIPE"
-	case 100:
-		return "ENETDOWN"
-	case 101:
-		return "ENETUNREACH"
-	case 103:
-		return "ECONNABORTED"
-	case 104:
-		return "ECONNRESET"
-	case 110:
-		return "ETIMEDOUT"
-	case 111:
-		return "ECONNREFUSED"
-	case 112:
-		return "EHOSTDOWN"
-	case 113:
-		return "EHOSTUNREACH"
-	}
-	return "errno_" + strconv.Itoa(int(errno))
 }
 
 // Attrs are the data point attributes of one series, stored by attribute:

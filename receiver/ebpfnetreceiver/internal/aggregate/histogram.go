@@ -17,7 +17,7 @@ var (
 )
 
 func boundsOf(m Metric) []float64 {
-	if m == TCPRTT {
+	if m == TCPRTT || m == TCPRTTVariation {
 		return RTTBounds
 	}
 	return DurationBounds

@@ -78,16 +78,23 @@ type Key struct {
 func (k Key) IsIPv6() bool { return k.Local.Addr().Is6() || k.Peer.Addr().Is6() }
 
 // TCPStats holds what the kernel's tcp_sock knew when the connection was last
-// observed. Zero for UDP.
+// observed: at each poll while it is open, at its close. Zero for UDP. The
+// values are those `ss -ti` prints for the socket.
 type TCPStats struct {
-	RTT         time.Duration // smoothed round-trip time
-	RTTVar      time.Duration // mean deviation of the RTT
-	Retransmits uint32        // segments retransmitted
+	RTT    time.Duration // smoothed round-trip time (SRTT); 0 before the first sample
+	RTTVar time.Duration // RTT variation (RTTVAR of RFC 6298, ss's rtt:srtt/rttvar)
+	// Retransmits counts segments retransmitted after the handshake, since
+	// the tracer first saw the connection.
+	Retransmits uint32
+	// SynRetransmits counts the handshake's retransmits: SYNs of a connect,
+	// SYN-ACKs of an accept (at most 255). A connect that timed out has
+	// retransmitted only SYNs.
+	SynRetransmits uint8
 	// StateTransitions is a bit set: bit n is set when the socket entered
 	// TCP state n (include/net/tcp_states.h numbering).
 	StateTransitions uint16
 	// FailureReason is the errno the connection ended with (0 when it ended
-	// cleanly): ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...
+	// cleanly): ECONNREFUSED, ETIMEDOUT, ECONNRESET, ... Failure names it.
 	FailureReason uint16
 }
 

@@ -425,6 +425,65 @@ func (ms *EbpfnetTCPRetransmitCountMetricConfig) Validate() error {
 	return nil
 }
 
+// EbpfnetTCPSynRetransmitCountMetricAttributeKey specifies the key of an attribute for the ebpfnet.tcp.syn_retransmit.count metric.
+type EbpfnetTCPSynRetransmitCountMetricAttributeKey string
+
+const (
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetTCPSynRetransmitCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress        EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.local.address"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort           EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.local.port"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress         EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.peer.address"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort            EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.peer.port"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName        EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.protocol.name"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion     EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.protocol.version"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport           EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.transport"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType                EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.type"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem                  EbpfnetTCPSynRetransmitCountMetricAttributeKey = "rpc.system"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort                 EbpfnetTCPSynRetransmitCountMetricAttributeKey = "server.port"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion         EbpfnetTCPSynRetransmitCountMetricAttributeKey = "tls.protocol.version"
+)
+
+// EbpfnetTCPSynRetransmitCountMetricConfig provides config for the ebpfnet.tcp.syn_retransmit.count metric.
+type EbpfnetTCPSynRetransmitCountMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                           `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []EbpfnetTCPSynRetransmitCountMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		default:
+			return fmt.Errorf("metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for ebpfnet metrics.
 type MetricsConfig struct {
 	EbpfnetConnectionClosed      EbpfnetConnectionClosedMetricConfig      `mapstructure:"ebpfnet.connection.closed"`
@@ -434,6 +493,7 @@ type MetricsConfig struct {
 	EbpfnetConnectionPacketCount EbpfnetConnectionPacketCountMetricConfig `mapstructure:"ebpfnet.connection.packet.count"`
 	EbpfnetTCPFailureCount       EbpfnetTCPFailureCountMetricConfig       `mapstructure:"ebpfnet.tcp.failure.count"`
 	EbpfnetTCPRetransmitCount    EbpfnetTCPRetransmitCountMetricConfig    `mapstructure:"ebpfnet.tcp.retransmit.count"`
+	EbpfnetTCPSynRetransmitCount EbpfnetTCPSynRetransmitCountMetricConfig `mapstructure:"ebpfnet.tcp.syn_retransmit.count"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -464,14 +524,19 @@ func DefaultMetricsConfig() MetricsConfig {
 			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPFailureCount: EbpfnetTCPFailureCountMetricConfig{
-			Enabled:             false,
+			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPRetransmitCount: EbpfnetTCPRetransmitCountMetricConfig{
-			Enabled:             false,
+			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+		},
+		EbpfnetTCPSynRetransmitCount: EbpfnetTCPSynRetransmitCountMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 	}
 }

@@ -61,6 +61,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 					},
+					EbpfnetTCPSynRetransmitCount: EbpfnetTCPSynRetransmitCountMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID:           ResourceAttributeConfig{Enabled: true},
@@ -110,6 +115,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 					},
+					EbpfnetTCPSynRetransmitCount: EbpfnetTCPSynRetransmitCountMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID:           ResourceAttributeConfig{Enabled: false},
@@ -124,7 +134,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(EbpfnetConnectionClosedMetricConfig{}, EbpfnetConnectionCountMetricConfig{}, EbpfnetConnectionIoMetricConfig{}, EbpfnetConnectionOpenedMetricConfig{}, EbpfnetConnectionPacketCountMetricConfig{}, EbpfnetTCPFailureCountMetricConfig{}, EbpfnetTCPRetransmitCountMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(EbpfnetConnectionClosedMetricConfig{}, EbpfnetConnectionCountMetricConfig{}, EbpfnetConnectionIoMetricConfig{}, EbpfnetConnectionOpenedMetricConfig{}, EbpfnetConnectionPacketCountMetricConfig{}, EbpfnetTCPFailureCountMetricConfig{}, EbpfnetTCPRetransmitCountMetricConfig{}, EbpfnetTCPSynRetransmitCountMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -209,6 +219,18 @@ func TestEbpfnetTCPRetransmitCountMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric ebpfnet.tcp.retransmit.count doesn't have an attribute invalid, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]")
 
 	cfg = DefaultMetricsConfig().EbpfnetTCPRetransmitCount
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestEbpfnetTCPSynRetransmitCountMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().EbpfnetTCPSynRetransmitCount
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []EbpfnetTCPSynRetransmitCountMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute invalid, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]")
+
+	cfg = DefaultMetricsConfig().EbpfnetTCPSynRetransmitCount
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

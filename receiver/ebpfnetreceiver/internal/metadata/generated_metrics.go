@@ -146,6 +146,52 @@ var MapAttributeEbpfnetTracerHook = map[string]AttributeEbpfnetTracerHook{
 	"iter":   AttributeEbpfnetTracerHookIter,
 }
 
+// AttributeErrorType specifies the value error.type attribute.
+type AttributeErrorType int
+
+const (
+	_ AttributeErrorType = iota
+	AttributeErrorTypeRefused
+	AttributeErrorTypeReset
+	AttributeErrorTypeTimedOut
+	AttributeErrorTypeHostUnreachable
+	AttributeErrorTypeNetUnreachable
+	AttributeErrorTypeCanceled
+	AttributeErrorTypeOTHER
+)
+
+// String returns the string representation of the AttributeErrorType.
+func (av AttributeErrorType) String() string {
+	switch av {
+	case AttributeErrorTypeRefused:
+		return "refused"
+	case AttributeErrorTypeReset:
+		return "reset"
+	case AttributeErrorTypeTimedOut:
+		return "timed_out"
+	case AttributeErrorTypeHostUnreachable:
+		return "host_unreachable"
+	case AttributeErrorTypeNetUnreachable:
+		return "net_unreachable"
+	case AttributeErrorTypeCanceled:
+		return "canceled"
+	case AttributeErrorTypeOTHER:
+		return "_OTHER"
+	}
+	return ""
+}
+
+// MapAttributeErrorType is a helper map of string to AttributeErrorType attribute value.
+var MapAttributeErrorType = map[string]AttributeErrorType{
+	"refused":          AttributeErrorTypeRefused,
+	"reset":            AttributeErrorTypeReset,
+	"timed_out":        AttributeErrorTypeTimedOut,
+	"host_unreachable": AttributeErrorTypeHostUnreachable,
+	"net_unreachable":  AttributeErrorTypeNetUnreachable,
+	"canceled":         AttributeErrorTypeCanceled,
+	"_OTHER":           AttributeErrorTypeOTHER,
+}
+
 // AttributeNetworkIoDirection specifies the value network.io.direction attribute.
 type AttributeNetworkIoDirection int
 
@@ -253,6 +299,10 @@ var MetricsInfo = metricsInfo{
 		Name:       "ebpfnet.tcp.retransmit.count",
 		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
+	EbpfnetTCPSynRetransmitCount: metricInfo{
+		Name:       "ebpfnet.tcp.syn_retransmit.count",
+		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+	},
 }
 
 type metricsInfo struct {
@@ -263,6 +313,7 @@ type metricsInfo struct {
 	EbpfnetConnectionPacketCount metricInfo
 	EbpfnetTCPFailureCount       metricInfo
 	EbpfnetTCPRetransmitCount    metricInfo
+	EbpfnetTCPSynRetransmitCount metricInfo
 }
 
 type metricInfo struct {
@@ -895,7 +946,7 @@ type metricEbpfnetTCPFailureCount struct {
 // init fills ebpfnet.tcp.failure.count metric with initial data.
 func (m *metricEbpfnetTCPFailureCount) init() {
 	m.data.SetName("ebpfnet.tcp.failure.count")
-	m.data.SetDescription("TCP connections that ended with an error (refused, timed out, reset), by error.")
+	m.data.SetDescription("TCP connections that failed, by why (error.type), counted once each when the connection closes, in the process that made or accepted it.")
 	m.data.SetUnit("{connection}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -1013,7 +1064,7 @@ type metricEbpfnetTCPRetransmitCount struct {
 // init fills ebpfnet.tcp.retransmit.count metric with initial data.
 func (m *metricEbpfnetTCPRetransmitCount) init() {
 	m.data.SetName("ebpfnet.tcp.retransmit.count")
-	m.data.SetDescription("TCP segments retransmitted.")
+	m.data.SetDescription("TCP segments the local end retransmitted after the handshake (the handshake's own are ebpfnet.tcp.syn_retransmit.count).")
 	m.data.SetUnit("{segment}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)
@@ -1118,6 +1169,121 @@ func newMetricEbpfnetTCPRetransmitCount(cfg EbpfnetTCPRetransmitCountMetricConfi
 	return m
 }
 
+type metricEbpfnetTCPSynRetransmitCount struct {
+	data          pmetric.Metric                           // data buffer for generated metric.
+	config        EbpfnetTCPSynRetransmitCountMetricConfig // metric config provided by user.
+	capacity      int                                      // max observed number of data points added to the metric.
+	aggDataPoints []int64                                  // slice containing number of aggregated datapoints at each index
+}
+
+// init fills ebpfnet.tcp.syn_retransmit.count metric with initial data.
+func (m *metricEbpfnetTCPSynRetransmitCount) init() {
+	m.data.SetName("ebpfnet.tcp.syn_retransmit.count")
+	m.data.SetDescription("Handshake segments the local end retransmitted - SYNs of a connect, SYN-ACKs of an accept. Kept apart from ebpfnet.tcp.retransmit.count - a peer that does not answer is not a lossy path.")
+	m.data.SetUnit("{segment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricEbpfnetTCPSynRetransmitCount) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, ebpfnetConnectionDirectionAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, networkTransportAttributeValue string, networkTypeAttributeValue string, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection) {
+		dp.Attributes().PutStr("ebpfnet.connection.direction", ebpfnetConnectionDirectionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress) {
+		dp.Attributes().PutStr("network.local.address", networkLocalAddressAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort) {
+		dp.Attributes().PutInt("network.local.port", networkLocalPortAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress) {
+		dp.Attributes().PutStr("network.peer.address", networkPeerAddressAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort) {
+		dp.Attributes().PutInt("network.peer.port", networkPeerPortAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport) {
+		dp.Attributes().PutStr("network.transport", networkTransportAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType) {
+		dp.Attributes().PutStr("network.type", networkTypeAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort) {
+		dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricEbpfnetTCPSynRetransmitCount) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricEbpfnetTCPSynRetransmitCount) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricEbpfnetTCPSynRetransmitCount(cfg EbpfnetTCPSynRetransmitCountMetricConfig) metricEbpfnetTCPSynRetransmitCount {
+	m := metricEbpfnetTCPSynRetransmitCount{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
@@ -1135,6 +1301,7 @@ type MetricsBuilder struct {
 	metricEbpfnetConnectionPacketCount metricEbpfnetConnectionPacketCount
 	metricEbpfnetTCPFailureCount       metricEbpfnetTCPFailureCount
 	metricEbpfnetTCPRetransmitCount    metricEbpfnetTCPRetransmitCount
+	metricEbpfnetTCPSynRetransmitCount metricEbpfnetTCPSynRetransmitCount
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -1167,6 +1334,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricEbpfnetConnectionPacketCount: newMetricEbpfnetConnectionPacketCount(mbc.Metrics.EbpfnetConnectionPacketCount),
 		metricEbpfnetTCPFailureCount:       newMetricEbpfnetTCPFailureCount(mbc.Metrics.EbpfnetTCPFailureCount),
 		metricEbpfnetTCPRetransmitCount:    newMetricEbpfnetTCPRetransmitCount(mbc.Metrics.EbpfnetTCPRetransmitCount),
+		metricEbpfnetTCPSynRetransmitCount: newMetricEbpfnetTCPSynRetransmitCount(mbc.Metrics.EbpfnetTCPSynRetransmitCount),
 		resourceAttributeIncludeFilter:     make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter:     make(map[string]filter.Filter),
 	}
@@ -1277,6 +1445,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricEbpfnetConnectionPacketCount.emit(ils.Metrics())
 	mb.metricEbpfnetTCPFailureCount.emit(ils.Metrics())
 	mb.metricEbpfnetTCPRetransmitCount.emit(ils.Metrics())
+	mb.metricEbpfnetTCPSynRetransmitCount.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -1334,13 +1503,18 @@ func (mb *MetricsBuilder) RecordEbpfnetConnectionPacketCountDataPoint(ts pcommon
 }
 
 // RecordEbpfnetTCPFailureCountDataPoint adds a data point to ebpfnet.tcp.failure.count metric.
-func (mb *MetricsBuilder) RecordEbpfnetTCPFailureCountDataPoint(ts pcommon.Timestamp, val int64, ebpfnetConnectionDirectionAttributeValue AttributeEbpfnetConnectionDirection, errorTypeAttributeValue string, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, serverPortAttributeValue int64, options ...MetricAttributeOption) {
-	mb.metricEbpfnetTCPFailureCount.recordDataPoint(mb.startTime, ts, val, ebpfnetConnectionDirectionAttributeValue.String(), errorTypeAttributeValue, networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), serverPortAttributeValue, options...)
+func (mb *MetricsBuilder) RecordEbpfnetTCPFailureCountDataPoint(ts pcommon.Timestamp, val int64, ebpfnetConnectionDirectionAttributeValue AttributeEbpfnetConnectionDirection, errorTypeAttributeValue AttributeErrorType, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricEbpfnetTCPFailureCount.recordDataPoint(mb.startTime, ts, val, ebpfnetConnectionDirectionAttributeValue.String(), errorTypeAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), serverPortAttributeValue, options...)
 }
 
 // RecordEbpfnetTCPRetransmitCountDataPoint adds a data point to ebpfnet.tcp.retransmit.count metric.
 func (mb *MetricsBuilder) RecordEbpfnetTCPRetransmitCountDataPoint(ts pcommon.Timestamp, val int64, ebpfnetConnectionDirectionAttributeValue AttributeEbpfnetConnectionDirection, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, serverPortAttributeValue int64, options ...MetricAttributeOption) {
 	mb.metricEbpfnetTCPRetransmitCount.recordDataPoint(mb.startTime, ts, val, ebpfnetConnectionDirectionAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), serverPortAttributeValue, options...)
+}
+
+// RecordEbpfnetTCPSynRetransmitCountDataPoint adds a data point to ebpfnet.tcp.syn_retransmit.count metric.
+func (mb *MetricsBuilder) RecordEbpfnetTCPSynRetransmitCountDataPoint(ts pcommon.Timestamp, val int64, ebpfnetConnectionDirectionAttributeValue AttributeEbpfnetConnectionDirection, networkLocalAddressAttributeValue string, networkLocalPortAttributeValue int64, networkPeerAddressAttributeValue string, networkPeerPortAttributeValue int64, networkTransportAttributeValue AttributeNetworkTransport, networkTypeAttributeValue AttributeNetworkType, serverPortAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricEbpfnetTCPSynRetransmitCount.recordDataPoint(mb.startTime, ts, val, ebpfnetConnectionDirectionAttributeValue.String(), networkLocalAddressAttributeValue, networkLocalPortAttributeValue, networkPeerAddressAttributeValue, networkPeerPortAttributeValue, networkTransportAttributeValue.String(), networkTypeAttributeValue.String(), serverPortAttributeValue, options...)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -74,6 +74,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["ebpfnet.connection.packet.count"] = mb.metricEbpfnetConnectionPacketCount.config.AggregationStrategy
 			aggMap["ebpfnet.tcp.failure.count"] = mb.metricEbpfnetTCPFailureCount.config.AggregationStrategy
 			aggMap["ebpfnet.tcp.retransmit.count"] = mb.metricEbpfnetTCPRetransmitCount.config.AggregationStrategy
+			aggMap["ebpfnet.tcp.syn_retransmit.count"] = mb.metricEbpfnetTCPSynRetransmitCount.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -112,17 +113,23 @@ func TestMetricsBuilder(t *testing.T) {
 			if tt.name == "reaggregate_set" {
 				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
-
+			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "error.type-val", "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeErrorTypeRefused, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "error.type-val-2", "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeErrorTypeReset, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
-
+			defaultMetricsCount++
 			allMetricsCount++
 			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
 				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -141,6 +148,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricEbpfnetConnectionPacketCount.aggDataPoints)
 				assert.Empty(t, mb.metricEbpfnetTCPFailureCount.aggDataPoints)
 				assert.Empty(t, mb.metricEbpfnetTCPRetransmitCount.aggDataPoints)
+				assert.Empty(t, mb.metricEbpfnetTCPSynRetransmitCount.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -669,7 +677,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["ebpfnet.tcp.failure.count"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "TCP connections that ended with an error (refused, timed out, reset), by error.", mi.Description())
+						assert.Equal(t, "TCP connections that failed, by why (error.type), counted once each when the connection closes, in the process that made or accepted it.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -683,7 +691,7 @@ func TestMetricsBuilder(t *testing.T) {
 						assert.Equal(t, "incoming", ebpfnetConnectionDirectionAttrVal.Str())
 						errorTypeAttrVal, ok := dp.Attributes().Get("error.type")
 						assert.True(t, ok)
-						assert.Equal(t, "error.type-val", errorTypeAttrVal.Str())
+						assert.Equal(t, "refused", errorTypeAttrVal.Str())
 						networkLocalAddressAttrVal, ok := dp.Attributes().Get("network.local.address")
 						assert.True(t, ok)
 						assert.Equal(t, "network.local.address-val", networkLocalAddressAttrVal.Str())
@@ -716,7 +724,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["ebpfnet.tcp.failure.count"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "TCP connections that ended with an error (refused, timed out, reset), by error.", mi.Description())
+						assert.Equal(t, "TCP connections that failed, by why (error.type), counted once each when the connection closes, in the process that made or accepted it.", mi.Description())
 						assert.Equal(t, "{connection}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -771,7 +779,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["ebpfnet.tcp.retransmit.count"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "TCP segments retransmitted.", mi.Description())
+						assert.Equal(t, "TCP segments the local end retransmitted after the handshake (the handshake's own are ebpfnet.tcp.syn_retransmit.count).", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -815,7 +823,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["ebpfnet.tcp.retransmit.count"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "TCP segments retransmitted.", mi.Description())
+						assert.Equal(t, "TCP segments the local end retransmitted after the handshake (the handshake's own are ebpfnet.tcp.syn_retransmit.count).", mi.Description())
 						assert.Equal(t, "{segment}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -824,6 +832,103 @@ func TestMetricsBuilder(t *testing.T) {
 						assert.Equal(t, ts, dp.Timestamp())
 						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
 						switch aggMap["ebpfnet.tcp.retransmit.count"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("ebpfnet.connection.direction")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.local.address")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.local.port")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.peer.address")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.peer.port")
+						assert.False(t, ok)
+						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
+						_, ok = dp.Attributes().Get("network.transport")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.type")
+						assert.False(t, ok)
+						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
+						assert.True(t, ok)
+						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						_, ok = dp.Attributes().Get("server.port")
+						assert.False(t, ok)
+						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "tls.protocol.version-val", tlsProtocolVersionAttrVal.Str())
+					}
+				case "ebpfnet.tcp.syn_retransmit.count":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["ebpfnet.tcp.syn_retransmit.count"], "Found a duplicate in the metrics slice: ebpfnet.tcp.syn_retransmit.count")
+						validatedMetrics["ebpfnet.tcp.syn_retransmit.count"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Handshake segments the local end retransmitted - SYNs of a connect, SYN-ACKs of an accept. Kept apart from ebpfnet.tcp.retransmit.count - a peer that does not answer is not a lossy path.", mi.Description())
+						assert.Equal(t, "{segment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						ebpfnetConnectionDirectionAttrVal, ok := dp.Attributes().Get("ebpfnet.connection.direction")
+						assert.True(t, ok)
+						assert.Equal(t, "incoming", ebpfnetConnectionDirectionAttrVal.Str())
+						networkLocalAddressAttrVal, ok := dp.Attributes().Get("network.local.address")
+						assert.True(t, ok)
+						assert.Equal(t, "network.local.address-val", networkLocalAddressAttrVal.Str())
+						networkPeerAddressAttrVal, ok := dp.Attributes().Get("network.peer.address")
+						assert.True(t, ok)
+						assert.Equal(t, "network.peer.address-val", networkPeerAddressAttrVal.Str())
+						networkProtocolNameAttrVal, ok := dp.Attributes().Get("network.protocol.name")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.name-val", networkProtocolNameAttrVal.Str())
+						networkProtocolVersionAttrVal, ok := dp.Attributes().Get("network.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "network.protocol.version-val", networkProtocolVersionAttrVal.Str())
+						networkTransportAttrVal, ok := dp.Attributes().Get("network.transport")
+						assert.True(t, ok)
+						assert.Equal(t, "tcp", networkTransportAttrVal.Str())
+						networkTypeAttrVal, ok := dp.Attributes().Get("network.type")
+						assert.True(t, ok)
+						assert.Equal(t, "ipv4", networkTypeAttrVal.Str())
+						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
+						assert.True(t, ok)
+						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
+						assert.True(t, ok)
+						assert.EqualValues(t, 11, serverPortAttrVal.Int())
+						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
+						assert.True(t, ok)
+						assert.Equal(t, "tls.protocol.version-val", tlsProtocolVersionAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["ebpfnet.tcp.syn_retransmit.count"], "Found a duplicate in the metrics slice: ebpfnet.tcp.syn_retransmit.count")
+						validatedMetrics["ebpfnet.tcp.syn_retransmit.count"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Handshake segments the local end retransmitted - SYNs of a connect, SYN-ACKs of an accept. Kept apart from ebpfnet.tcp.retransmit.count - a peer that does not answer is not a lossy path.", mi.Description())
+						assert.Equal(t, "{segment}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["ebpfnet.tcp.syn_retransmit.count"] {
 						case "sum":
 							assert.Equal(t, int64(4), dp.IntValue())
 						case "avg":

@@ -40,6 +40,11 @@ type Config struct {
 	// and fill conns.Conn.Stack. Off, they are not loaded at all and the
 	// stack stays zero.
 	ClassifyProtocols bool
+	// CloseOnlyTCPHealth reads RTT and retransmits (conns.TCPStats) only when a
+	// connection closes: the poll's walk of open connections then skips them,
+	// and costs less, but open connections report them as zero. For when no
+	// metric needs them.
+	CloseOnlyTCPHealth bool
 	// Hooks forces how payload is traced, for debugging: ModeTracepoint,
 	// ModeFentry or ModeKprobe. Empty (or HooksAuto) tries them in that order
 	// and keeps the first that loads and attaches on the running kernel.

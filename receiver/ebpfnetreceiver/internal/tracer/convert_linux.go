@@ -80,8 +80,9 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 			RTT:              time.Duration(v.Tcp.Rtt) * time.Microsecond,
 			RTTVar:           time.Duration(v.Tcp.RttVar) * time.Microsecond,
 			Retransmits:      v.Tcp.Retransmits,
+			SynRetransmits:   v.Tcp.SynRetransmits,
 			StateTransitions: v.Tcp.StateTransitions,
-			FailureReason:    v.Tcp.FailureReason,
+			FailureReason:    uint16(v.Tcp.FailureReason),
 		}
 	}
 	return conn

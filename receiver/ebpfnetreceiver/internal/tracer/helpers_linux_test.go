@@ -180,9 +180,20 @@ type ssInfo struct {
 	dataSegsOut   uint64
 	dataSegsIn    uint64
 	bytesReceived uint64
+	retrans       uint32        // total_retrans, the second number of retrans:x/total (absent: 0)
+	rtt, rttVar   time.Duration // rtt:srtt/rttvar, printed in ms with microsecond precision
 }
 
-var ssField = regexp.MustCompile(`\b(sk|data_segs_out|data_segs_in|bytes_received):([0-9a-f]+)`)
+var (
+	ssField   = regexp.MustCompile(`\b(sk|data_segs_out|data_segs_in|bytes_received):([0-9a-f]+)`)
+	ssRetrans = regexp.MustCompile(`\bretrans:[0-9]+/([0-9]+)`)
+	ssRTT     = regexp.MustCompile(`\brtt:([0-9.]+)/([0-9.]+)`)
+)
+
+func ssMillis(s string) time.Duration {
+	v, _ := strconv.ParseFloat(s, 64)
+	return time.Duration(v * float64(time.Millisecond)).Round(time.Microsecond)
+}
 
 // ssTCP lists the TCP sockets with the given port at either end, by local address.
 func ssTCP(t *testing.T, port uint16) map[netip.AddrPort]ssInfo {
@@ -228,6 +239,17 @@ func ssTCP(t *testing.T, port uint16) map[netip.AddrPort]ssInfo {
 			}
 			res[cur.local] = *cur
 		}
+		if cur == nil {
+			continue
+		}
+		if m := ssRetrans.FindStringSubmatch(line); m != nil {
+			v, _ := strconv.ParseUint(m[1], 10, 32)
+			cur.retrans = uint32(v)
+		}
+		if m := ssRTT.FindStringSubmatch(line); m != nil {
+			cur.rtt, cur.rttVar = ssMillis(m[1]), ssMillis(m[2])
+		}
+		res[cur.local] = *cur
 	}
 	return res
 }

@@ -160,13 +160,16 @@ type netflowSockInfo struct {
 	PidHint       uint32
 	SegsOutBase   uint32
 	SegsInBase    uint32
+	RetransBase   uint32
 	Stack         netflowProtocolStack
 	Transitions   uint16
-	FailureReason uint16
+	FailureReason uint8
+	SynRetrans    uint8
 	Direction     uint8
 	Tracked       uint8
 	Pad           [2]uint8
 	Comm          [16]int8
+	_             [4]byte
 }
 
 type netflowSockTrackState uint32
@@ -198,7 +201,8 @@ type netflowTcpStats struct {
 	RttVar           uint32
 	Retransmits      uint32
 	StateTransitions uint16
-	FailureReason    uint16
+	SynRetransmits   uint8
+	FailureReason    uint8
 }
 
 type netflowTelemetryCounter uint32
@@ -294,6 +298,7 @@ const (
 	netflowProgEnetTpSend            = "enet_tp_send"
 	netflowProgEnetTpState           = "enet_tp_state"
 	netflowVarCookieHelper           = "cookie_helper"
+	netflowVarSampleTcpHealth        = "sample_tcp_health"
 	netflowVarUnusedClassifyState    = "unused_classify_state"
 	netflowVarUnusedConnDirection    = "unused_conn_direction"
 	netflowVarUnusedConnFlags        = "unused_conn_flags"
@@ -427,6 +432,7 @@ type netflowMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netflowVariableSpecs struct {
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
+	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
 	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.VariableSpec `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.VariableSpec `ebpf:"unused_conn_flags"`
@@ -497,6 +503,7 @@ func (m *netflowMaps) Close() error {
 // It can be passed to loadNetflowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netflowVariables struct {
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
+	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
 	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.Variable `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.Variable `ebpf:"unused_conn_flags"`
