@@ -29,7 +29,7 @@ func TestABISizes(t *testing.T) {
 		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
 		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 112},
 		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 168},
-		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 120},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 128},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 		{"protocol_stack", unsafe.Sizeof(netflowProtocolStack{}), 4},
@@ -66,7 +66,7 @@ func TestConnFromBPF(t *testing.T) {
 	for i, c := range "curl" {
 		v.Stats.Comm[i] = int8(c)
 	}
-	v.Tcp = netflowTcpStats{Rtt: 150, RttVar: 30, Retransmits: 4, StateTransitions: 1 << 1, FailureReason: 104}
+	v.Tcp = netflowTcpStats{Rtt: 150, RttVar: 30, Retransmits: 4, SynRetransmits: 3, StateTransitions: 1 << 1, FailureReason: 104}
 	wall := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
 	c := connFromBPF(&tuple, &v, clock{wall: wall, mono: 10_000_000_000})
 
@@ -77,7 +77,7 @@ func TestConnFromBPF(t *testing.T) {
 		SentBytes: 10, RecvBytes: 20, SentPackets: 1, RecvPackets: 2,
 		Start: wall.Add(-9 * time.Second), LastSeen: wall.Add(-7 * time.Second), Duration: 2 * time.Second,
 		Stack: conns.ProtocolStack{Application: conns.AppHTTP},
-		TCP:   conns.TCPStats{RTT: 150 * time.Microsecond, RTTVar: 30 * time.Microsecond, Retransmits: 4, StateTransitions: 2, FailureReason: 104},
+		TCP:   conns.TCPStats{RTT: 150 * time.Microsecond, RTTVar: 30 * time.Microsecond, Retransmits: 4, SynRetransmits: 3, StateTransitions: 2, FailureReason: 104},
 	}
 	if c != want {
 		t.Errorf("connFromBPF:\n got %+v\nwant %+v", c, want)
