@@ -8,6 +8,7 @@
  *   enet_rt_*  raw tracepoints
  *   enet_fx_*  fexit                            enet_kp_* / enet_kr_*  kprobe / kretprobe
  *   enet_cg_*  cgroup hooks                     enet_it_*  BPF iterators, read at each poll
+ *   enet_rn_*  run by the poll (BPF_PROG_TEST_RUN), never attached
  *   enet_pr_*  load-time probes, never attached */
 #include "common/vmlinux.h"
 #include "common/arch.h"
@@ -387,6 +388,13 @@ SEC("iter/bpf_map_elem")
 int enet_it_conns(struct bpf_iter__bpf_map_elem *ctx)
 {
 	return conns_iter(ctx);
+}
+
+/* Its fallback where iterators are refused: run once per poll before the table is read. */
+SEC("raw_tp")
+int enet_rn_refresh(void *ctx)
+{
+	return conns_refresh();
 }
 
 /* ---- Load-time probe: may tracing programs ask for socket cookies (5.12+)? ---- */

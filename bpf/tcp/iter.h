@@ -47,4 +47,24 @@ static __always_inline int conns_iter(struct bpf_iter__bpf_map_elem *ctx)
 	return 0;
 }
 
+/* The same refresh where the kernel refuses BPF iterators (some hardened kernels refuse every
+ * BPF_PROG_TYPE_TRACING program but tp_btf, iterators included): a raw_tp program, never attached,
+ * that the poll runs through BPF_PROG_TEST_RUN (raw_tp test runs 5.10+, bpf_for_each_map_elem
+ * 5.13+). It writes fresh counts into each open TCP entry in place, then the poll reads the table
+ * with batch lookups; nothing else writes a TCP entry's counts (the kernel keeps them, counters.h),
+ * so the write races with nothing but a close, which replaces the entry whole. One run walks the
+ * whole table: at 100k entries that is milliseconds of kernel time in one go. */
+static long conns_refresh_elem(struct bpf_map *map, const struct conn_tuple *t, struct conn_value *v, void *ctx)
+{
+	if ((t->metadata & CONN_TCP) && !(v->stats.flags & CONN_CLOSED))
+		tcp_refresh(v);
+	return 0;
+}
+
+static __always_inline int conns_refresh(void)
+{
+	bpf_for_each_map_elem(&conns, conns_refresh_elem, NULL, 0);
+	return 0;
+}
+
 #endif

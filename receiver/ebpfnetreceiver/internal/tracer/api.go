@@ -63,6 +63,7 @@ const (
 	ModeKprobe     = "kprobe"     // kprobe/kretprobe (CONFIG_KPROBES)
 	ModeCgroup     = "cgroup"     // cgroup hooks on the cgroup2 root; chosen, never forced
 	ModeIterator   = "iterator"   // a BPF iterator (5.9+) that the poll reads; chosen, never forced
+	ModeRun        = "run"        // a program the poll runs (BPF_PROG_TEST_RUN); chosen, never forced
 )
 
 // HooksAuto lets the tracer pick the best hook per data point (Config.Hooks).

@@ -15,6 +15,7 @@ const (
 	attachKretprobe                   // kretprobe on target
 	attachCgroup                      // cgroup program on the cgroup2 root
 	attachIter                        // BPF iterator over the map named by target, read at each poll
+	attachRun                         // never attached: the poll runs it (BPF_PROG_TEST_RUN)
 )
 
 // role is what a program's skips by the kernel's recursion guard cost.
@@ -117,6 +118,9 @@ func iterator(spec *ebpf.ProgramSpec, m string) program {
 	return program{spec: spec, kind: attachIter, target: m}
 }
 
+// run is a program the poll runs through BPF_PROG_TEST_RUN, never attached.
+func run(spec *ebpf.ProgramSpec) program { return program{spec: spec, kind: attachRun} }
+
 func optional(p program) program {
 	p.optional = true
 	return p
@@ -139,6 +143,9 @@ func hookTable(p *netflowProgramSpecs, classify bool) []dataPoint {
 		}},
 		{name: "tcp_counts", gives: "the counts of open TCP connections, at each poll", candidates: []candidate{
 			{ModeIterator, "iter", []program{iterator(p.EnetItConns, "conns")}},
+			// Where the kernel refuses iterators (EPERM on this machine kind's 6.18.44):
+			// the same refresh, run by the poll, then a batch read of the table.
+			{ModeRun, "raw_tp", []program{run(p.EnetRnRefresh)}},
 		}},
 		{name: dataPayload, gives: "UDP payload, and the owners of TCP connections", candidates: []candidate{
 			{ModeTracepoint, hookTPBTF, append(withBackup(p.EnetTpSend, p.EnetTbSend, "sock_send_length"),

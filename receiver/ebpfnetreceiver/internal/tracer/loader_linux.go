@@ -25,7 +25,8 @@ type loader struct {
 	log        *zap.Logger
 
 	progs []loadedProgram
-	links []link.Link // links[i] attaches progs[i]
+	links []link.Link // links[i] attaches progs[i]; nil for a program the poll runs
+	run   *ebpf.Program
 }
 
 // loadedProgram is a program of the object loaded into the kernel, by the
@@ -72,6 +73,7 @@ func (l *loader) choose(points []dataPoint, allowed func(dataPoint, candidate, [
 func (l *loader) tryCandidate(data string, c candidate) error {
 	var progs []loadedProgram
 	var links []link.Link
+	var runProg *ebpf.Program
 	undo := func() {
 		_ = closeLinks(links)
 		for _, p := range progs {
@@ -93,8 +95,16 @@ func (l *loader) tryCandidate(data string, c candidate) error {
 			return err // names the program
 		}
 		progs = append(progs, loadedProgram{prog, ps.Name, p.role, data})
-		lk, err := l.attach(p, ps, prog)
-		if err != nil {
+		var lk link.Link
+		if p.kind == attachRun {
+			// Run once now: a kernel that loads it but cannot run it (no raw_tp
+			// test runs before 5.10) must fail here, not at the first poll.
+			if _, err := prog.Run(&ebpf.RunOptions{}); err != nil {
+				undo()
+				return fmt.Errorf("run %s: %w", ps.Name, err)
+			}
+			runProg = prog
+		} else if lk, err = l.attach(p, ps, prog); err != nil {
 			undo()
 			return fmt.Errorf("attach %s: %w", ps.Name, err)
 		}
@@ -102,6 +112,9 @@ func (l *loader) tryCandidate(data string, c candidate) error {
 	}
 	l.progs = append(l.progs, progs...)
 	l.links = append(l.links, links...)
+	if runProg != nil {
+		l.run = runProg
+	}
 	return nil
 }
 
@@ -111,7 +124,7 @@ func (l *loader) tryCandidate(data string, c candidate) error {
 // hooks are not checked (their load or attach says).
 func (l *loader) pick(p program) (*ebpf.ProgramSpec, error) {
 	switch p.kind {
-	case attachRawTP, attachCgroup, attachIter:
+	case attachRawTP, attachCgroup, attachIter, attachRun:
 		return p.spec, nil
 	case attachTPBTF:
 		var td *btf.Typedef
@@ -184,6 +197,10 @@ func (l *loader) attach(p program, ps *ebpf.ProgramSpec, prog *ebpf.Program) (li
 	return nil, fmt.Errorf("unknown attach kind %d", p.kind)
 }
 
+// refresher returns the program the poll runs before it reads the table, or
+// nil when an iterator reads it.
+func (l *loader) refresher() *ebpf.Program { return l.run }
+
 // iterator returns the attached BPF iterator, or nil when none is.
 func (l *loader) iterator() *link.Iter {
 	for _, lk := range l.links {
@@ -200,13 +217,16 @@ func (l *loader) close() error {
 	for _, p := range l.progs {
 		p.Close()
 	}
-	l.links, l.progs = nil, nil
+	l.links, l.progs, l.run = nil, nil, nil
 	return err
 }
 
 func closeLinks(links []link.Link) error {
 	var errs []error
 	for _, l := range links {
+		if l == nil {
+			continue // a program the poll runs
+		}
 		if err := l.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -287,6 +287,7 @@ const (
 	netflowProgEnetKrUrecv           = "enet_kr_urecv"
 	netflowProgEnetKrUsend           = "enet_kr_usend"
 	netflowProgEnetPrCookie          = "enet_pr_cookie"
+	netflowProgEnetRnRefresh         = "enet_rn_refresh"
 	netflowProgEnetRtDestroy         = "enet_rt_destroy"
 	netflowProgEnetRtState           = "enet_rt_state"
 	netflowProgEnetTbDestroy         = "enet_tb_destroy"
@@ -398,6 +399,7 @@ type netflowProgramSpecs struct {
 	EnetKrUrecv    *ebpf.ProgramSpec `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.ProgramSpec `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.ProgramSpec `ebpf:"enet_pr_cookie"`
+	EnetRnRefresh  *ebpf.ProgramSpec `ebpf:"enet_rn_refresh"`
 	EnetRtDestroy  *ebpf.ProgramSpec `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.ProgramSpec `ebpf:"enet_rt_state"`
 	EnetTbDestroy  *ebpf.ProgramSpec `ebpf:"enet_tb_destroy"`
@@ -565,6 +567,7 @@ type netflowPrograms struct {
 	EnetKrUrecv    *ebpf.Program `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.Program `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.Program `ebpf:"enet_pr_cookie"`
+	EnetRnRefresh  *ebpf.Program `ebpf:"enet_rn_refresh"`
 	EnetRtDestroy  *ebpf.Program `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.Program `ebpf:"enet_rt_state"`
 	EnetTbDestroy  *ebpf.Program `ebpf:"enet_tb_destroy"`
@@ -620,6 +623,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetKrUrecv,
 		p.EnetKrUsend,
 		p.EnetPrCookie,
+		p.EnetRnRefresh,
 		p.EnetRtDestroy,
 		p.EnetRtState,
 		p.EnetTbDestroy,

@@ -158,13 +158,17 @@ func walkTable(tbl connTable, released map[uint64]struct{}, idleBefore uint64, c
 
 // kernelTable is the BPF connection table, read through its BPF iterator
 // (bpf/tcp/iter.h: open TCP connections come with the kernel's counts of the
-// moment), with the buffers a walk needs kept from one poll to the next (one
-// poll at a time).
+// moment), or, where the kernel refuses iterators, refreshed in place by a
+// program the poll runs and then read in batches; with the buffers a walk
+// needs kept from one poll to the next (one poll at a time).
 type kernelTable struct {
-	m    *ebpf.Map
-	it   *link.Iter
-	buf  []byte
-	seen map[netflowConnTuple]struct{}
+	m       *ebpf.Map
+	it      *link.Iter
+	refresh *ebpf.Program // set instead of it
+	buf     []byte
+	seen    map[netflowConnTuple]struct{}
+	keys    []netflowConnTuple // batch buffers of the refresh path
+	vals    []netflowConnValue
 	// revisits counts entries a walk met twice because the table changed under
 	// it (Telemetry's IterationRestarts).
 	revisits uint64
@@ -174,8 +178,18 @@ type kernelTable struct {
 // runs the program for the entries that fit, about 390 records.
 const iterReadBytes = 64 << 10
 
-func newKernelTable(m *ebpf.Map, it *link.Iter) *kernelTable {
-	return &kernelTable{m: m, it: it, buf: make([]byte, iterReadBytes+recordSize), seen: map[netflowConnTuple]struct{}{}}
+// batchEntries is how many entries one batch lookup of the refresh path asks
+// for: about the bytes of one iterator read.
+const batchEntries = iterReadBytes / recordSize
+
+func newKernelTable(m *ebpf.Map, it *link.Iter, refresh *ebpf.Program) *kernelTable {
+	kt := &kernelTable{m: m, it: it, refresh: refresh, seen: map[netflowConnTuple]struct{}{}}
+	if it != nil {
+		kt.buf = make([]byte, iterReadBytes+recordSize)
+	} else {
+		kt.keys, kt.vals = make([]netflowConnTuple, batchEntries), make([]netflowConnValue, batchEntries)
+	}
+	return kt
 }
 
 // walk reads every entry of the table from a new run of the iterator. A read
@@ -183,7 +197,7 @@ func newKernelTable(m *ebpf.Map, it *link.Iter) *kernelTable {
 // revisit a bucket when entries move under it; an entry is passed to fn once.
 func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
 	if kt.it == nil {
-		return errors.New("walk connection table: no iterator attached")
+		return kt.walkRefreshed(fn)
 	}
 	rd, err := kt.it.Open()
 	if err != nil {
@@ -219,6 +233,41 @@ func (kt *kernelTable) walk(fn func(k *netflowConnTuple, v *netflowConnValue) er
 		}
 		if rerr != nil {
 			return fmt.Errorf("walk connection table: %w", rerr)
+		}
+	}
+}
+
+// walkRefreshed is walk where the kernel refuses iterators: the refresh
+// program writes fresh counts into every open TCP entry, then batch lookups
+// read the table. A hash table's batch walk goes bucket by bucket and never
+// repeats one, but an entry deleted and inserted again under the same key
+// between two batches may be met twice: it is passed to fn once.
+func (kt *kernelTable) walkRefreshed(fn func(k *netflowConnTuple, v *netflowConnValue) error) error {
+	if kt.refresh == nil {
+		return errors.New("walk connection table: neither an iterator nor a refresh program")
+	}
+	if _, err := kt.refresh.Run(&ebpf.RunOptions{}); err != nil {
+		return fmt.Errorf("walk connection table: refresh: %w", err)
+	}
+	clear(kt.seen)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := kt.m.BatchLookup(&cursor, kt.keys, kt.vals, nil)
+		for i := range n {
+			if _, dup := kt.seen[kt.keys[i]]; dup {
+				kt.revisits++
+				continue
+			}
+			kt.seen[kt.keys[i]] = struct{}{}
+			if err := fn(&kt.keys[i], &kt.vals[i]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // the end of the table
+		}
+		if err != nil {
+			return fmt.Errorf("walk connection table: %w", err)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, errors.Join(err, t.loader.close(), t.closeMaps())
 	}
-	t.table = newKernelTable(t.objs.Conns, t.loader.iterator())
+	t.table = newKernelTable(t.objs.Conns, t.loader.iterator(), t.loader.refresher())
 	t.reader, err = ringbuf.NewReader(t.objs.Closed)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open ring buffer: %w", err), t.loader.close(), t.closeMaps())
