@@ -421,3 +421,44 @@ func TestShutdownIsIdempotentAndClosesTheSource(t *testing.T) {
 		t.Fatalf("source closed %d times, want 1", src.closed)
 	}
 }
+
+// TestGoldenTCPHealth: with the defaults, an open connection adds an RTT and
+// an RTT variation sample at every poll and its retransmits as they grow;
+// failed connects count by error.type with their SYN retransmits apart, a
+// reset after the handshake counts as reset, a clean close not at all.
+func TestGoldenTCPHealth(t *testing.T) {
+	const (
+		synSent, established, closed = 1 << 2, 1 << 1, 1 << 7
+		econnrefused, etimedout      = 111, 110
+		econnreset                   = 104
+	)
+	health := func(c conns.Conn, rtt, rttVar time.Duration, retrans uint32, syn uint8, transitions, errno uint16) conns.Conn {
+		c.TCP = conns.TCPStats{RTT: rtt, RTTVar: rttVar, Retransmits: retrans, SynRetransmits: syn, StateTransitions: transitions, FailureReason: errno}
+		return c
+	}
+	long := tcp(100, hostNetns, "10.0.0.1:50000", "10.0.0.2:443", conns.DirectionOutgoing, 1)
+	clean := tcp(100, hostNetns, "10.0.0.1:50001", "10.0.0.2:443", conns.DirectionOutgoing, 2)
+	refused := tcp(100, hostNetns, "10.0.0.1:50002", "10.0.0.9:80", conns.DirectionOutgoing, 3)
+	timedOut := tcp(100, hostNetns, "10.0.0.1:50003", "10.0.0.9:80", conns.DirectionOutgoing, 4)
+	reset := tcp(100, hostNetns, "10.0.0.1:50004", "10.0.0.2:443", conns.DirectionOutgoing, 5)
+	src := &fakeSource{polls: []conns.Snapshot{
+		{Time: t0.Add(10 * time.Second), Active: []conns.Conn{
+			health(with(long, 100, 1000, 1, 2), 400*time.Microsecond, 100*time.Microsecond, 0, 0, synSent|established, 0),
+		}},
+		{
+			Time: t0.Add(20 * time.Second),
+			Active: []conns.Conn{
+				health(with(long, 5000, 9000, 9, 8), 80*time.Millisecond, 20*time.Millisecond, 3, 0, synSent|established, 0),
+			},
+			Closed: []conns.Conn{
+				closedAfter(health(with(clean, 10, 10, 1, 1), 300*time.Microsecond, 80*time.Microsecond, 0, 1, synSent|established|closed, 0), time.Second),
+				closedAfter(health(refused, 0, 0, 0, 0, synSent|closed, econnrefused), time.Millisecond),
+				closedAfter(health(timedOut, 0, 0, 0, 2, synSent|closed, etimedout), 7*time.Second),
+				closedAfter(health(with(reset, 20, 0, 1, 0), 500*time.Microsecond, 200*time.Microsecond, 1, 0, synSent|established|closed, econnreset), 2*time.Second),
+			},
+		},
+	}}
+	s := newTestScraper(t, createDefaultConfig(), src, receivertest.NewNopSettings(metadata.Type))
+	mds := scrapeAll(t, s, 2)
+	compareGolden(t, "tcp_health", mds[1])
+}

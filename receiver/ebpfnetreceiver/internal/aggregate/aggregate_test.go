@@ -261,3 +261,66 @@ func TestCommNamesAGoneProcess(t *testing.T) {
 		t.Errorf("executable names %v, want 100:curl (from comm) and 200:server-binary (from /proc)", names)
 	}
 }
+
+// TestTCPHealthSampledEveryPoll: an open connection adds one RTT and one RTT
+// variation sample per poll and one at close, its retransmits count as they
+// grow, its handshake's apart, and only a failed close counts a failure.
+func TestTCPHealthSampledEveryPoll(t *testing.T) {
+	a := New(testConfig(), t0)
+	c := outgoing(50000, 1, 10, 10)
+	c.TCP = conns.TCPStats{RTT: 200 * time.Microsecond, RTTVar: 50 * time.Microsecond, SynRetransmits: 1, StateTransitions: 1<<2 | 1<<1}
+	a.Update(conns.Snapshot{Time: t0.Add(10 * time.Second), Active: []conns.Conn{c}})
+	c.TCP.RTT, c.TCP.RTTVar, c.TCP.Retransmits = 30*time.Millisecond, 10*time.Millisecond, 4 // the path degraded
+	a.Update(conns.Snapshot{Time: t0.Add(20 * time.Second), Active: []conns.Conn{c}})
+	c.TCP.Retransmits, c.TCP.FailureReason, c.TCP.StateTransitions = 6, 104, c.TCP.StateTransitions|1<<7
+	a.Update(conns.Snapshot{Time: t0.Add(30 * time.Second), Closed: []conns.Conn{c}})
+	// A clean close and a canceled connect, with one SYN retransmit each.
+	clean, canceled := outgoing(50001, 2, 1, 1), outgoing(50002, 3, 0, 0)
+	clean.TCP = conns.TCPStats{RTT: time.Millisecond, SynRetransmits: 1, StateTransitions: 1<<2 | 1<<1 | 1<<7}
+	canceled.TCP = conns.TCPStats{SynRetransmits: 1, StateTransitions: 1<<2 | 1<<7}
+	a.Update(conns.Snapshot{Time: t0.Add(40 * time.Second), Closed: []conns.Conn{clean, canceled}})
+
+	rds := a.Collect()
+	var rtt, rttVar HistogramPoint
+	for _, rd := range rds {
+		for _, h := range rd.Histograms[TCPRTT] {
+			rtt.Count, rtt.Sum, rtt.Max = rtt.Count+h.Count, rtt.Sum+h.Sum, max(rtt.Max, h.Max)
+		}
+		for _, h := range rd.Histograms[TCPRTTVariation] {
+			rttVar.Count, rttVar.Sum = rttVar.Count+h.Count, rttVar.Sum+h.Sum
+		}
+	}
+	// c: three samples (two polls, the close); clean: one; canceled had no RTT.
+	if rtt.Count != 4 || rtt.Max != 0.030 || abs(rtt.Sum-(0.0002+0.030+0.030+0.001)) > 1e-9 {
+		t.Errorf("rtt: %d samples, sum %v, max %v", rtt.Count, rtt.Sum, rtt.Max)
+	}
+	if rttVar.Count != 4 || abs(rttVar.Sum-(0.00005+0.010+0.010)) > 1e-9 {
+		t.Errorf("rtt variation: %d samples, sum %v", rttVar.Count, rttVar.Sum)
+	}
+	total := func(m Metric) (v int64, failures map[string]int64) {
+		failures = map[string]int64{}
+		for _, rd := range rds {
+			for _, p := range rd.Sums[m] {
+				v += p.Value
+				failures[p.Attrs.Str(AttrErrorType)] += p.Value
+			}
+		}
+		return v, failures
+	}
+	if got, _ := total(TCPRetransmits); got != 6 {
+		t.Errorf("retransmits %d, want 6", got)
+	}
+	if got, _ := total(TCPSynRetransmits); got != 3 {
+		t.Errorf("SYN retransmits %d, want 3", got)
+	}
+	if got, by := total(TCPFailures); got != 2 || by["reset"] != 1 || by["canceled"] != 1 {
+		t.Errorf("failures %d: %v, want one reset and one canceled", got, by)
+	}
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
