@@ -140,6 +140,15 @@ int enet_cg_sockops(struct bpf_sock_ops *ops)
 	return 1;
 }
 
+/* The error a connect ended with, as its owner reads it (getsockopt SO_ERROR; see
+ * tcp/health.h): the kernel clears it on that read. Never changes what the caller gets. */
+SEC("cgroup/getsockopt")
+int enet_cg_sockerr(struct bpf_sockopt *ctx)
+{
+	handle_getsockopt(ctx);
+	return 1;
+}
+
 /* ---- Payload, mode "tracepoint": sock:sock_send_length / sock_recv_length (6.3+) ----
  * They fire in sock_sendmsg / sock_recvmsg with the byte count the call returned: every path
  * into a socket (send*, write*, sendfile and splice since 6.5, io_uring), once per call, in the

@@ -12,6 +12,8 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define MSG_PEEK 0x2
+#define SOL_SOCKET 1 /* getsockopt level and option (include/uapi/asm-generic/socket.h, x86 and arm64) */
+#define SO_ERROR 4
 #define SEND_SHUTDOWN 2	     /* sk_shutdown: no more sending (include/net/sock.h) */
 #define SOCK_BINDPORT_LOCK 8 /* sk_userlocks: bind() chose the port (include/net/sock.h) */
 

@@ -24,12 +24,30 @@ static __always_inline __u8 sat_u8(__u32 v)
 	return v > 255 ? 255 : v;
 }
 
+/* Still in its handshake: a connect or an accept that has not reached ESTABLISHED. */
+static __always_inline bool tcp_connecting(const struct sock_info *si)
+{
+	return (si->transitions & TCP_HANDSHAKE_STATES) && !(si->transitions & (1 << TCP_ESTABLISHED));
+}
+
 /* Why the connection ended: the kernel sets sk_err before the step to CLOSE (reset, refused,
- * timeout, ICMP unreachable); the application's next call reads and clears it. Kernel errnos are
- * below 256. */
-static __always_inline __u8 tcp_error(const struct sock *sk)
+ * timeout, ICMP unreachable); the application's next call reads and clears it. A connect can
+ * also learn its error and stay in SYN_SENT: an ICMP unreachable that comes while connect() holds
+ * the socket (the answer to a SYN on a local path, the kernel's LockDroppedIcmps) is kept in
+ * sk_err_soft, a non-blocking connect's owner reads it with getsockopt(SO_ERROR), which clears
+ * it, and closes a socket with no error left. So while connecting, the error that read returned
+ * (handle_getsockopt, kept in failure_reason), else sk_err_soft, is the reason; 0 for all three:
+ * the application gave up with no error from the network. After ESTABLISHED, sk_err_soft is
+ * only a past hint (cleared by the next ACK of data) and is not read. Kernel errnos are below
+ * 256. */
+static __always_inline __u8 tcp_error(const struct sock *sk, const struct sock_info *si)
 {
 	int err = BPF_CORE_READ(sk, sk_err);
+	if (err == 0 && tcp_connecting(si)) {
+		err = si->failure_reason;
+		if (err == 0)
+			err = BPF_CORE_READ(sk, sk_err_soft);
+	}
 	return err < 0 ? 255 : sat_u8(err);
 }
 

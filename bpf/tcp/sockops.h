@@ -62,7 +62,26 @@ static __always_inline void sockops_close(struct bpf_sock_ops *ops, const struct
 	if (!si)
 		return;
 	si->transitions |= 1 << TCP_CLOSE;
-	tcp_close_record(sk, si, id, bpf_get_socket_cookie(ops), tcp_error(sk));
+	tcp_close_record(sk, si, id, bpf_get_socket_cookie(ops), tcp_error(sk, si));
+}
+
+/* A getsockopt call, after the kernel answered it: for SO_ERROR on a TCP socket that is still
+ * connecting, the error the call returned, which the kernel has cleared (tcp_error). The
+ * context's socket is the kernel's struct sock, the socket table's key. */
+static __always_inline void handle_getsockopt(struct bpf_sockopt *ctx)
+{
+	if (ctx->level != SOL_SOCKET || ctx->optname != SO_ERROR || ctx->retval != 0)
+		return;
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk || bsk->protocol != IPPROTO_TCP)
+		return;
+	int *val = ctx->optval;
+	if ((void *)(val + 1) > ctx->optval_end || *val <= 0)
+		return;
+	__u64 id = (__u64)bsk;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	if (si && tcp_connecting(si))
+		si->failure_reason = sat_u8(*val);
 }
 
 static __always_inline void handle_sockops(struct bpf_sock_ops *ops)

@@ -150,7 +150,7 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 		tcp_handshake_done(si, sk);
 	si->transitions |= 1 << newstate;
 	if (newstate == TCP_CLOSE) {
-		si->failure_reason = tcp_error(sk);
+		si->failure_reason = tcp_error(sk, si);
 	} else if (newstate == TCP_ESTABLISHED && si->tracked == SOCK_UNTRACKED) {
 		if (si->direction == CONN_DIRECTION_OUTGOING) {
 			/* The connecting process is known: list the connection now, before any payload. */

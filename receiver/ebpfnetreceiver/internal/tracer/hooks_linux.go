@@ -139,7 +139,9 @@ func hookTable(p *netflowProgramSpecs, classify bool) []dataPoint {
 			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtDestroy, "tcp_destroy_sock")}},
 		}},
 		{name: "tcp_close", gives: "the end of TCP connections established while the tracer runs, never skipped", candidates: []candidate{
-			{ModeCgroup, "cgroup", []program{cgroup(p.EnetCgSockops)}},
+			// With the error a connect's owner read (getsockopt SO_ERROR), which
+			// the kernel then clears: see bpf/tcp/health.h.
+			{ModeCgroup, "cgroup", []program{cgroup(p.EnetCgSockops), cgroup(p.EnetCgSockerr)}},
 		}},
 		{name: "tcp_counts", gives: "the counts of open TCP connections, at each poll", candidates: []candidate{
 			{ModeIterator, "iter", []program{iterator(p.EnetItConns, "conns")}},

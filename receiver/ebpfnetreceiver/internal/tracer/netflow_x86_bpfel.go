@@ -253,6 +253,7 @@ const (
 	netflowProgEnetCgSend6           = "enet_cg_send6"
 	netflowProgEnetCgSkbin           = "enet_cg_skbin"
 	netflowProgEnetCgSkbout          = "enet_cg_skbout"
+	netflowProgEnetCgSockerr         = "enet_cg_sockerr"
 	netflowProgEnetCgSockops         = "enet_cg_sockops"
 	netflowProgEnetFeUdp6free        = "enet_fe_udp6free"
 	netflowProgEnetFeUdpfree         = "enet_fe_udpfree"
@@ -365,6 +366,7 @@ type netflowProgramSpecs struct {
 	EnetCgSend6    *ebpf.ProgramSpec `ebpf:"enet_cg_send6"`
 	EnetCgSkbin    *ebpf.ProgramSpec `ebpf:"enet_cg_skbin"`
 	EnetCgSkbout   *ebpf.ProgramSpec `ebpf:"enet_cg_skbout"`
+	EnetCgSockerr  *ebpf.ProgramSpec `ebpf:"enet_cg_sockerr"`
 	EnetCgSockops  *ebpf.ProgramSpec `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.ProgramSpec `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.ProgramSpec `ebpf:"enet_fe_udpfree"`
@@ -533,6 +535,7 @@ type netflowPrograms struct {
 	EnetCgSend6    *ebpf.Program `ebpf:"enet_cg_send6"`
 	EnetCgSkbin    *ebpf.Program `ebpf:"enet_cg_skbin"`
 	EnetCgSkbout   *ebpf.Program `ebpf:"enet_cg_skbout"`
+	EnetCgSockerr  *ebpf.Program `ebpf:"enet_cg_sockerr"`
 	EnetCgSockops  *ebpf.Program `ebpf:"enet_cg_sockops"`
 	EnetFeUdp6free *ebpf.Program `ebpf:"enet_fe_udp6free"`
 	EnetFeUdpfree  *ebpf.Program `ebpf:"enet_fe_udpfree"`
@@ -589,6 +592,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetCgSend6,
 		p.EnetCgSkbin,
 		p.EnetCgSkbout,
+		p.EnetCgSockerr,
 		p.EnetCgSockops,
 		p.EnetFeUdp6free,
 		p.EnetFeUdpfree,
