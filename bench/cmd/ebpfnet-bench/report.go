@@ -653,7 +653,7 @@ func fx(v float64) string { return fmt.Sprintf("%.2fx", v) }
 func (r *report) healthVerdict() verdict {
 	h := r.health
 	v := verdict{key: "scale-health",
-		target: fmt.Sprintf("TCP health sampling adds at most %.0f%% poll CPU at %dk real connections (on/off, median of the rounds)", 100*maxHealthCPU, h.n/1000)}
+		target: fmt.Sprintf("TCP health sampling adds at most %.0f%% poll CPU at %dk real sockets (on/off, median of the rounds)", 100*maxHealthCPU, h.n/1000)}
 	ratio := roundRatios(h.roundCPU, armHealthOn, armHealthOff)
 	if len(ratio) == 0 {
 		v.measured = "–"
@@ -664,8 +664,9 @@ func (r *report) healthVerdict() verdict {
 		v.outcome = status(false, miss)
 		return v
 	}
-	v.measured = fmt.Sprintf("on %.1f ms, off %.1f ms CPU per poll; on/off round by round %s; table walk in the kernel %.1f against %.1f ms",
-		h.cpuMS[armHealthOn].median(), h.cpuMS[armHealthOff].median(), ratio.format(fx), h.walkMS[armHealthOn].median(), h.walkMS[armHealthOff].median())
+	v.measured = fmt.Sprintf("on %.1f ms, off %.1f ms CPU per poll (medians of %d and %d polls); on/off round by round %s; table walk in the kernel %.1f against %.1f ms",
+		h.cpuMS[armHealthOn].median(), h.cpuMS[armHealthOff].median(), len(h.cpuMS[armHealthOn]), len(h.cpuMS[armHealthOff]), ratio.format(fx),
+		h.walkMS[armHealthOn].median(), h.walkMS[armHealthOff].median())
 	if h.failure != "" {
 		v.measured += "; then " + h.failure
 	}
