@@ -38,20 +38,22 @@ test: ## the whole test suite (run as root: BPF tests need it; under CI=true the
 
 # The benchmark suite (bench/, docs/BENCHMARKS.md): Go benchmarks of the pure-Go path, then the
 # driver, as root, on the host kernel. This comment is the one place that says how long it takes:
-# about 5 minutes on the 2-core benchmark machine with a warm Go cache, i.e. the driver (4m7s in the
+# about 6 minutes on the 2-core benchmark machine with a warm Go cache, i.e. the driver (4m7s in the
 # last full run with four overhead arms; 4m47s in the first with the fifth, the tracer without
 # protocol classification, which adds about 4.5 s per round, and the cost windows' third load, about
-# 1.5 s per window; each report gives its run's own) plus the Go benchmarks
+# 1.5 s per window; the TCP health phase adds about 55 s, 52-54 s run alone; each report gives its
+# run's own) plus the Go benchmarks
 # (each runs 4 ops: about 13 s of timed work from their ns/op, plus building them and their
 # inputs). BENCH_QUICK=1 is a
-# smoke run (2 rounds instead of 6, shorter measurements, fewer churn and scale steps, 1 op per Go
-# benchmark): about 1m20s, the driver 1m6s.
+# smoke run (2 rounds instead of 6, shorter measurements, fewer churn and scale steps, 1 TCP health
+# round instead of 3, 1 op per Go benchmark): about 1m40s, the driver 1m6s before the TCP health
+# phase's round (about 18 s).
 # The driver's bpftrace arm needs bpftrace: when it is missing, the target installs it with apt
 # (scripts/ci/deps.sh bench, the way every other package the project needs is installed) rather
 # than failing, so that one command runs the whole suite.
 BENCH_QUICK ?=
 .PHONY: bench
-bench: ## benchmarks on the host kernel as root (about 5 min; installs bpftrace if missing): writes docs/BENCHMARKS.md
+bench: ## benchmarks on the host kernel as root (about 6 min; installs bpftrace if missing): writes docs/BENCHMARKS.md
 	@command -v bpftrace >/dev/null || $(SUDO) scripts/ci/deps.sh bench
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(if $(filter 1,$(BENCH_QUICK)),1x,3x) ./receiver/ebpfnetreceiver/internal/aggregate/ ./receiver/ebpfnetreceiver/internal/tracer/ | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' | tee bin/gobench.txt

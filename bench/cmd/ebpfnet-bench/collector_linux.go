@@ -50,7 +50,7 @@ type scrapeLine struct {
 }
 
 // runCollector runs the ebpfnet receiver as the collector would (factory, default config but
-// the interval, table size and protocol classification, scraper controller) with a consumer
+// the interval, table size, protocol classification and TCP health metrics, scraper controller) with a consumer
 // that reports each scrape.
 // It stops when stdin closes or on SIGTERM.
 func runCollector(args []string) error {
@@ -60,7 +60,12 @@ func runCollector(args []string) error {
 	f := ebpfnetreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*ebpfnetreceiver.Config)
 	fs.BoolVar(&cfg.ProtocolClassification, "classify", cfg.ProtocolClassification, "protocol_classification (default: the receiver's)")
+	health := fs.Bool("tcp-health", true, "false: disable the TCP health metrics (RTT, RTT variation, retransmits), so the tracer reads them only at close (tracer.Config.CloseOnlyTCPHealth)")
 	_ = fs.Parse(args)
+	if !*health {
+		cfg.TCPRTT.Enabled, cfg.TCPRTTVariation.Enabled = false, false
+		cfg.Metrics.EbpfnetTCPRetransmitCount.Enabled, cfg.Metrics.EbpfnetTCPSynRetransmitCount.Enabled = false, false
+	}
 
 	cfg.CollectionInterval = *interval
 	cfg.MaxTrackedConnections = *maxConns

@@ -26,6 +26,7 @@ type report struct {
 	costs      []progCost
 	churnSteps []churnStep
 	scaleRows  []scaleRow
+	health     *healthRun
 	gobench    string
 	notes      string
 }
@@ -168,6 +169,9 @@ func (r *report) markdown() (string, error) {
 	if len(r.scaleRows) > 0 {
 		r.scaleSection(w)
 	}
+	if r.health != nil {
+		r.healthSection(w)
+	}
 	if r.gobench != "" {
 		w("## Go benchmarks: conversion and aggregation")
 		w("")
@@ -210,7 +214,7 @@ type verdict struct {
 // verdictKeys are the keys verdicts can return, in the Targets table's order.
 var verdictKeys = []string{
 	"cost-sock_recv_length", "cost-sock_send_length", "rr-floor", "rr-untraced", "rr-bpftrace", "rr-classify", "churn",
-	"scale-cpu", "scale-rss", "scale-1m-cpu", "scale-1m-rss",
+	"scale-cpu", "scale-rss", "scale-1m-cpu", "scale-1m-rss", "scale-health",
 }
 
 // The targets of the data path (issue 14), each stated once.
@@ -221,6 +225,10 @@ const (
 	// Protocol classification (issue 15): request/response with it on at most this fraction of
 	// untraced below it off, pair by pair, median of the rounds.
 	rrClassifyCost = 0.02
+	// TCP health sampling (issue 16): the poll's CPU at 100k real sockets with the TCP health
+	// metrics on at most this fraction above it with them off, median of the rounds' ratios.
+	// Set after the first runs (bench/NOTES.md): it bounds today's cost, it is no goal reached.
+	maxHealthCPU = 0.30
 )
 
 // pairDiff is arm a's ratio to untraced minus arm b's, round by round: the arms of one round ran
@@ -276,6 +284,9 @@ func (r *report) verdicts() []verdict {
 	}
 	if len(r.churnSteps) > 0 {
 		out = append(out, r.churnVerdict())
+	}
+	if r.health != nil {
+		out = append(out, r.healthVerdict())
 	}
 	for _, st := range []struct {
 		n              int
@@ -597,6 +608,86 @@ func (r *report) scaleSection(w func(string, ...any)) {
 			continue
 		}
 		w("| %s | %d | %d | %s | %s | %.0f / %.0f | %.0f | %.0f | %d |", s.kind, s.n, s.seen, s.wallMS.format(f1), s.cpuMS.format(f1), s.rssMB, s.hwmMB, s.connsMapMB, s.allMapsMB, s.points)
+	}
+	w("")
+}
+
+// The arms of the TCP health phase: the receiver's defaults, and the same with the TCP health
+// metrics off, where the tracer reads RTT and retransmits only at close.
+const (
+	armHealthOn  = "TCP health on (default)"
+	armHealthOff = "TCP health off (close only)"
+)
+
+// healthRun is the TCP health phase: per arm, every measured poll, and each round's median
+// poll (the ratios pair those, round by round).
+type healthRun struct {
+	n      int // tracked sockets (real, both ends of n/2 loopback connections)
+	polls  int // measured per arm and round
+	cpuMS  map[string]dist
+	wallMS map[string]dist
+	// walkMS is the kernel time of the connection table walk (the refresh program, or the
+	// iterator), per poll, one value per arm and round: the part the knob changes.
+	walkMS                         map[string]dist
+	roundCPU, roundWall, roundWalk map[string]dist
+	seen                           map[string]int64
+	failure                        string
+}
+
+// roundRatios divides arm a's per-round figures by arm b's, round by round.
+func roundRatios(m map[string]dist, a, b string) dist {
+	var out dist
+	for i := range min(len(m[a]), len(m[b])) {
+		if m[b][i] > 0 {
+			out = append(out, m[a][i]/m[b][i])
+		}
+	}
+	return out
+}
+
+func fx(v float64) string { return fmt.Sprintf("%.2fx", v) }
+
+// healthVerdict judges what sampling TCP health at every poll costs the poll at 100k: each
+// round's median poll CPU with the metrics on over the same with them off, the median of the
+// rounds at most 1 + maxHealthCPU.
+func (r *report) healthVerdict() verdict {
+	h := r.health
+	v := verdict{key: "scale-health",
+		target: fmt.Sprintf("TCP health sampling adds at most %.0f%% poll CPU at %dk real sockets (on/off, median of the rounds)", 100*maxHealthCPU, h.n/1000)}
+	ratio := roundRatios(h.roundCPU, armHealthOn, armHealthOff)
+	if len(ratio) == 0 {
+		v.measured = "–"
+		miss := "not measured: no round has both arms"
+		if h.failure != "" {
+			miss = "not measured: " + h.failure
+		}
+		v.outcome = status(false, miss)
+		return v
+	}
+	v.measured = fmt.Sprintf("on %.1f ms, off %.1f ms CPU per poll (medians of %d and %d polls); on/off round by round %s; table walk in the kernel %.1f against %.1f ms",
+		h.cpuMS[armHealthOn].median(), h.cpuMS[armHealthOff].median(), len(h.cpuMS[armHealthOn]), len(h.cpuMS[armHealthOff]), ratio.format(fx),
+		h.walkMS[armHealthOn].median(), h.walkMS[armHealthOff].median())
+	if h.failure != "" {
+		v.measured += "; then " + h.failure
+	}
+	x := ratio.median() - 1
+	v.outcome = status(x <= maxHealthCPU, fmt.Sprintf("missed by %.0f points", 100*(x-maxHealthCPU)))
+	return v
+}
+
+func (r *report) healthSection(w func(string, ...any)) {
+	h := r.health
+	r.intro(w, "health", map[string]any{"N": h.n, "Conns": h.n / 2, "Holders": healthHolders, "Polls": h.polls, "Rounds": len(h.roundCPU[armHealthOn])})
+	for _, arm := range []string{armHealthOn, armHealthOff} {
+		w("| %s | %d | %s | %s | %s | %d |", arm, len(h.cpuMS[arm]), h.wallMS[arm].format(f1), h.cpuMS[arm].format(f1), h.walkMS[arm].format(f1), h.seen[arm])
+	}
+	w("")
+	w("On/off, round by round (each round's median poll): poll CPU %s, poll wall %s, table walk %s.",
+		roundRatios(h.roundCPU, armHealthOn, armHealthOff).format(fx), roundRatios(h.roundWall, armHealthOn, armHealthOff).format(fx),
+		roundRatios(h.roundWalk, armHealthOn, armHealthOff).format(fx))
+	if h.failure != "" {
+		w("")
+		w("**Stopped: %s.**", h.failure)
 	}
 	w("")
 }

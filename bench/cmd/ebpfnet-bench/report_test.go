@@ -37,7 +37,27 @@ func fakeReport(bpftrace dist) *report {
 		},
 		churnSteps: []churnStep{{target: 5000, achieved: 5000, completed: 100, closedSeen: 200}},
 		scaleRows:  []scaleRow{{kind: "synthetic", n: 100_000, cpuMS: dist{40}, rssMB: 100, hwmMB: 120}, {kind: "synthetic", n: 1_000_000, cpuMS: dist{400}, rssMB: 500, hwmMB: 550}},
+		health:     fakeHealth(dist{230, 250, 210}, dist{200, 200, 200}),
 	}
+}
+
+// fakeHealth is a TCP health phase of len(on) rounds whose polls all took the round's figure,
+// per arm; the walk takes a tenth of it.
+func fakeHealth(on, off dist) *healthRun {
+	h := &healthRun{n: 100_000, polls: 2, cpuMS: map[string]dist{}, wallMS: map[string]dist{}, walkMS: map[string]dist{},
+		roundCPU: map[string]dist{}, roundWall: map[string]dist{}, roundWalk: map[string]dist{}, seen: map[string]int64{}}
+	for arm, d := range map[string]dist{armHealthOn: on, armHealthOff: off} {
+		for _, v := range d {
+			h.cpuMS[arm] = append(h.cpuMS[arm], v, v)
+			h.wallMS[arm] = append(h.wallMS[arm], v+10, v+10)
+			h.walkMS[arm] = append(h.walkMS[arm], v/10)
+			h.roundCPU[arm] = append(h.roundCPU[arm], v)
+			h.roundWall[arm] = append(h.roundWall[arm], v+10)
+			h.roundWalk[arm] = append(h.roundWalk[arm], v/10)
+		}
+		h.seen[arm] = 100_000
+	}
+	return h
 }
 
 // TestBpftraceVerdict: clearly ahead means ahead in every round, and the Targets table and the
@@ -222,5 +242,55 @@ func TestRoundArms(t *testing.T) {
 	}
 	if first[armTracer] != 3 || first[armNoClassify] != 3 {
 		t.Errorf("of 6 rounds, the tracer runs first in %d, the tracer without classification in %d", first[armTracer], first[armNoClassify])
+	}
+}
+
+// TestHealthSection: the TCP health phase renders one row per arm, the on/off ratios round by
+// round, and a Targets row judged on the median of the rounds' CPU ratios; a phase that stopped
+// says where, and judges nothing it did not measure.
+func TestHealthSection(t *testing.T) {
+	r := fakeReport(dist{850})
+	r.notes = ""
+	md, err := r.markdown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(md, "### TCP health sampling at 100000 real sockets")
+	if !ok {
+		t.Fatalf("no TCP health section:\n%s", md)
+	}
+	for _, want := range []string{
+		"| TCP health on (default) | 6 | 240.0 (220.0–260.0) | 230.0 (210.0–250.0) | 23.0 (21.0–25.0) | 100000 |\n",
+		"| TCP health off (close only) | 6 | 210.0 (210.0–210.0) | 200.0 (200.0–200.0) | 20.0 (20.0–20.0) | 100000 |\n",
+		"poll CPU 1.15x (1.05x–1.25x), poll wall 1.14x (1.05x–1.24x), table walk 1.15x (1.05x–1.25x).",
+		"take turns over 3 rounds", "then 2 polls are measured", "all 100000 sockets open",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("TCP health section lacks %q:\n%s", want, sec)
+		}
+	}
+	for _, tc := range []struct {
+		name              string
+		h                 *healthRun
+		measured, outcome string
+	}{
+		{"met", fakeHealth(dist{230, 250, 210}, dist{200, 200, 200}),
+			"on 230.0 ms, off 200.0 ms CPU per poll (medians of 6 and 6 polls); on/off round by round 1.15x (1.05x–1.25x); table walk in the kernel 23.0 against 20.0 ms", "met"},
+		{"missed", fakeHealth(dist{300, 250, 290}, dist{200, 200, 200}),
+			"on 290.0 ms, off 200.0 ms CPU per poll (medians of 6 and 6 polls); on/off round by round 1.45x (1.25x–1.50x); table walk in the kernel 29.0 against 20.0 ms",
+			fmt.Sprintf("**missed by %.0f points**", 45-100*maxHealthCPU)},
+		{"stopped", &healthRun{n: 100_000, failure: "TCP health on (default), round 1: receiver reported 5 open sockets of the 100000 held"}, "–",
+			"**not measured: TCP health on (default), round 1: receiver reported 5 open sockets of the 100000 held**"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &report{plan: fullPlan(), health: tc.h}
+			v := r.healthVerdict()
+			if v.key != "scale-health" || v.measured != tc.measured || v.outcome != tc.outcome {
+				t.Errorf("verdict %q: measured %q, outcome %q; want %q, %q", v.key, v.measured, v.outcome, tc.measured, tc.outcome)
+			}
+			if !strings.Contains(v.target, fmt.Sprintf("at most %.0f%% poll CPU at 100k real sockets", 100*maxHealthCPU)) {
+				t.Errorf("target %q", v.target)
+			}
+		})
 	}
 }

@@ -35,19 +35,21 @@ type plan struct {
 	churnProcs  int   // generator processes sharing each churn step
 	synthetic   []int // synthetic tracked connections for the scale phase
 	real        []int // real loopback connections (two tracked sockets each)
+	// Rounds of the TCP health phase (health_linux.go), each both arms: about 9 s per arm.
+	healthRounds int
 }
 
 func fullPlan() plan {
 	return plan{rounds: 6, rrDur: 2500 * time.Millisecond, bulkDur: 1500 * time.Millisecond, costWindows: 5,
 		churnSteps: []churnPlanStep{{5000, 4 * time.Second}, {10000, 4 * time.Second}, {15000, 4 * time.Second},
 			{churnTarget, 30 * time.Second}, {30000, 4 * time.Second}}, churnProcs: 4,
-		synthetic: []int{10_000, 100_000, 1_000_000}, real: []int{4_000, 9_000}}
+		synthetic: []int{10_000, 100_000, 1_000_000}, real: []int{4_000, 9_000}, healthRounds: 3}
 }
 
 func quickPlan() plan {
 	return plan{quick: true, rounds: 2, rrDur: time.Second, bulkDur: time.Second, costWindows: 2,
 		churnSteps: []churnPlanStep{{5000, 2 * time.Second}, {churnTarget, 2 * time.Second}}, churnProcs: 4,
-		synthetic: []int{10_000, 100_000}, real: []int{4_000}}
+		synthetic: []int{10_000, 100_000}, real: []int{4_000}, healthRounds: 1}
 }
 
 func runSuite(args []string) error {
@@ -57,7 +59,7 @@ func runSuite(args []string) error {
 	gobench := fs.String("gobench", "", "output of `go test -bench` to include")
 	script := fs.String("bpftrace", "bench/bpftrace/bytes.bt", "bpftrace script of the bpftrace arm")
 	notes := fs.String("notes", "bench/NOTES.md", "closing notes to append, if the file exists")
-	only := fs.String("only", "", "comma-separated phases to run (overhead,cost,churn,scale); default all")
+	only := fs.String("only", "", "comma-separated phases to run (overhead,cost,churn,scale,health); default all")
 	procs := fs.Int("churn-procs", 0, "churn: generator processes per step (0: the plan's)")
 	fs.IntVar(&churnAddrs, "churn-addrs", churnAddrs, "churn: destination addresses per generator process")
 	_ = fs.Parse(args)
@@ -107,6 +109,11 @@ func runSuite(args []string) error {
 	if want("scale") {
 		if err := r.scale(); err != nil {
 			return fmt.Errorf("scale: %w", err)
+		}
+	}
+	if want("health") {
+		if err := r.tcpHealth(); err != nil {
+			return fmt.Errorf("tcp health: %w", err)
 		}
 	}
 	if *gobench != "" {

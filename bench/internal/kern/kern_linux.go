@@ -3,8 +3,8 @@
 //go:build linux
 
 // Package kern reads what the benchmarks need from the kernel: per-program run statistics,
-// the BPF maps and programs a process holds, and fills a running tracer's connection table
-// with synthetic entries for the scale benchmark.
+// the BPF maps and programs a process holds and the load-time constants it loaded, and fills a
+// running tracer's connection table with synthetic entries for the scale benchmark.
 package kern
 
 import (
