@@ -63,11 +63,8 @@ func dialFails(t *testing.T, addr netip.AddrPort, n int, want syscall.Errno) {
 // TestTCPFailureRefused: connects to a closed port in another namespace give
 // exactly that many refused connections, for that peer and this process.
 func TestTCPFailureRefused(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
-	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
-	closed := netip.MustParseAddrPort(ln.Addr().String())
+	col, ns := tracedNetns(t)
+	ln, closed := ns.server(t)
 	ln.Close()
 	const n = 5
 	dialFails(t, closed, n, syscall.ECONNREFUSED)
@@ -79,12 +76,8 @@ func TestTCPFailureRefused(t *testing.T) {
 // reset with its bytes up to it exact; the server's end, which aborted, is
 // not a failure (a failure counts once, in the process that connected).
 func TestTCPFailureReset(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
-	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
-	defer ln.Close()
-	server := netip.MustParseAddrPort(ln.Addr().String())
+	col, ns := tracedNetns(t)
+	ln, server := ns.server(t)
 	const send = 54321
 	srvErr := make(chan error, 1)
 	go func() {
@@ -141,9 +134,7 @@ func TestTCPFailureReset(t *testing.T) {
 // time (1+2+4 s), and kernels with tcp_syn_linear_timeouts (6.7+) retransmit
 // at 1 s steps first, 5 times in those 7 s.
 func TestTCPFailureTimedOut(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
+	col, ns := tracedNetns(t)
 	const synRetries = 2
 	ns.sysctl(t, "net/ipv4/tcp_syn_retries", fmt.Sprint(synRetries))
 	// A backlog of 0 holds one connection: the next SYN is dropped while it
@@ -190,9 +181,7 @@ func TestTCPFailureTimedOut(t *testing.T) {
 // one to an unreachable route (ICMP host unreachable) and one to nowhere
 // (ICMP network unreachable). Each connect fails at once with its reason.
 func TestTCPFailureUnreachable(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
+	col, ns := tracedNetns(t)
 	ns.router(t)
 	for _, tc := range []struct {
 		name   string
@@ -223,9 +212,7 @@ func TestTCPFailureUnreachable(t *testing.T) {
 // TestTCPFailureCanceled: connects into a black hole that the application
 // gives up before the first SYN retransmit are canceled.
 func TestTCPFailureCanceled(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
+	col, ns := tracedNetns(t)
 	ns.router(t)
 	ns.ip(t, "route", "add", "blackhole", "198.18.3.0/24")
 	ns.routeVia(t, "198.18.3.0/24")
@@ -248,12 +235,8 @@ func TestTCPFailureCanceled(t *testing.T) {
 // the veth where the kernel has netem), the client's retransmits equal ss's
 // for the socket, while it is open and at close, and its bytes stay exact.
 func TestTCPRetransmits(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
-	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
-	defer ln.Close()
-	server := netip.MustParseAddrPort(ln.Addr().String())
+	col, ns := tracedNetns(t)
+	ln, server := ns.server(t)
 	how := ns.dropData(t, server.Port())
 	t.Logf("dropping data segments with %s", how)
 
@@ -312,15 +295,11 @@ func TestTCPRetransmits(t *testing.T) {
 // ss's for the socket, and follows the delay when it changes while the
 // connection stays open; the final RTT is the last one.
 func TestTCPRTTTracksDelay(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
+	col, ns := tracedNetns(t)
 	if err := ns.netem(t, "add", "delay", "50ms"); err != nil {
 		t.Skipf("no netem on this kernel: runs in the kernel matrix (make kernel-matrix): %v", err)
 	}
-	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
-	defer ln.Close()
-	server := netip.MustParseAddrPort(ln.Addr().String())
+	ln, server := ns.server(t)
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {
@@ -372,6 +351,22 @@ func TestTCPRTTTracksDelay(t *testing.T) {
 	if closed.TCP.RTT < open.TCP.RTT*9/10 || closed.TCP.RTT > open.TCP.RTT*11/10 {
 		t.Errorf("closed with RTT %v, last seen open with %v", closed.TCP.RTT, open.TCP.RTT)
 	}
+}
+
+// tracedNetns starts a tracer and a namespace for one test.
+func tracedNetns(t *testing.T) (*collector, *testNetns) {
+	t.Helper()
+	col := newCollector(t, startTracer(t, Config{}))
+	return col, newTestNetns(t)
+}
+
+// server listens on a free TCP port of the namespace's address until the
+// test ends.
+func (n *testNetns) server(t *testing.T) (net.Listener, netip.AddrPort) {
+	t.Helper()
+	ln := n.listen(t, "tcp4", netip.AddrPortFrom(n.insideAddr, 0).String())
+	t.Cleanup(func() { ln.Close() })
+	return ln, netip.MustParseAddrPort(ln.Addr().String())
 }
 
 // sysctl sets a sysctl of the namespace (key under /proc/sys, with slashes).

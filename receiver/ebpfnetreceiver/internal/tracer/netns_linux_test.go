@@ -102,12 +102,8 @@ func (n *testNetns) listen(t *testing.T, network, addr string) net.Listener {
 // test creates is reported twice, each end with its own namespace's inode and
 // exactly the bytes the test moved each way.
 func TestNetns(t *testing.T) {
-	tr := startTracer(t, Config{})
-	col := newCollector(t, tr)
-	ns := newTestNetns(t)
-	ln := ns.listen(t, "tcp4", netip.AddrPortFrom(ns.insideAddr, 0).String())
-	defer ln.Close()
-	server := netip.MustParseAddrPort(ln.Addr().String())
+	col, ns := tracedNetns(t)
+	ln, server := ns.server(t)
 	const send, recv = 12345, 678 // bytes the client sends and receives
 	srvErr := serveOne(ln, func(c net.Conn) error {
 		if n, err := io.ReadFull(c, make([]byte, send)); err != nil {
