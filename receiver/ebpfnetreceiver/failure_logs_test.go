@@ -137,7 +137,7 @@ func TestFailureLogRecords(t *testing.T) {
 				"network.local.address": "172.17.0.2", "network.local.port": int64(41000),
 				"network.peer.address": "172.17.0.3", "network.peer.port": int64(5432),
 				"network.protocol.name": "postgresql",
-				"error.type": "reset", "ebpfnet.tcp.syn_attempts": int64(2),
+				"error.type":            "reset", "ebpfnet.tcp.syn_attempts": int64(2),
 			},
 		},
 	}
