@@ -26,6 +26,9 @@ import (
 // connect, SYN-ACKs of an accept, the first one included.
 const attrSynAttempts = "ebpfnet.tcp.syn_attempts"
 
+// failureLogOnlyAttrs are the attributes above, for the docs test.
+var failureLogOnlyAttrs = []string{attrSynAttempts}
+
 // failureLogAttrs are the attributes of the metrics a record carries: every
 // fact of the connection but server.port (the local and peer ports say it),
 // and why it failed.
