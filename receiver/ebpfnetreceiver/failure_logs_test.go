@@ -217,6 +217,14 @@ func TestFailureLogsRateBound(t *testing.T) {
 		t.Fatalf("second poll: %d records in all, want 150", n)
 	}
 	metadatatest.AssertEqualEbpfnetFailureLogsDropped(t, tt, []metricdata.DataPoint[int64]{{Value: 200}}, opt)
+	// The records sent are the standard receiver telemetry's.
+	m, err := tt.GetMetric("otelcol_receiver_accepted_log_records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, ok := m.Data.(metricdata.Sum[int64]); !ok || len(sum.DataPoints) != 1 || sum.DataPoints[0].Value != 150 {
+		t.Errorf("otelcol_receiver_accepted_log_records: %+v, want 150", m.Data)
+	}
 }
 
 // TestTokenBucket: the bucket holds at most a second's worth, and time that
