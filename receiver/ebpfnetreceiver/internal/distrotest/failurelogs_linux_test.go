@@ -24,11 +24,21 @@ import (
 // three connects from this process to a closed loopback port, each from a
 // local port it chose, and finds exactly three log records of them, each with
 // the refused connect's every field, and the same three failures in
-// ebpfnet.tcp.failure.count: the two pipelines read one tracer.
+// ebpfnet.tcp.failure.count: the two pipelines read one tracer. Then the same
+// with a logs pipeline only, which polls the tracer itself.
 func TestFailureLogsExported(t *testing.T) {
 	privtest.Require(t)
+	t.Run("metrics_and_logs", func(t *testing.T) { testFailureLogs(t, true) })
+	t.Run("logs_only", func(t *testing.T) { testFailureLogs(t, false) })
+}
+
+func testFailureLogs(t *testing.T, withMetrics bool) {
 	bin, _ := binaries(t)
 	sink := newOTLPSink(t)
+	metricsPipeline := ""
+	if withMetrics {
+		metricsPipeline = "    metrics:\n      receivers: [ebpfnet]\n      exporters: [otlp_http]\n"
+	}
 	cfg := writeConfig(t, fmt.Sprintf(`
 receivers:
   ebpfnet:
@@ -38,16 +48,13 @@ exporters:
     endpoint: %s
 service:
   pipelines:
-    metrics:
-      receivers: [ebpfnet]
-      exporters: [otlp_http]
-    logs:
+%s    logs:
       receivers: [ebpfnet]
       exporters: [otlp_http]
   telemetry:
     metrics:
       level: none
-`, sink.srv.URL))
+`, sink.srv.URL, metricsPipeline))
 	col := startCollector(t, bin, cfg)
 	waitStarted(t, col)
 
@@ -129,14 +136,16 @@ service:
 		t.Errorf("local ports %v, want those the connects bound %v", gotPorts, localPorts)
 	}
 
-	pts, err := sink.latestSums("ebpfnet.tcp.failure.count", resWant, map[string]any{"error.type": "refused", "server.port": closedPort})
-	if err != nil {
-		t.Fatalf("OTLP server: %v", err)
-	}
-	if len(pts) != 1 || pts[0].value != n {
-		t.Errorf("ebpfnet.tcp.failure.count of the connects: %+v, want one series = %d", pts, n)
+	if withMetrics {
+		pts, err := sink.latestSums("ebpfnet.tcp.failure.count", resWant, map[string]any{"error.type": "refused", "server.port": closedPort})
+		if err != nil {
+			t.Fatalf("OTLP server: %v", err)
+		}
+		if len(pts) != 1 || pts[0].value != n {
+			t.Errorf("ebpfnet.tcp.failure.count of the connects: %+v, want one series = %d", pts, n)
+		}
 	}
 	if c := strings.Count(col.out.String(), "ebpfnet tracer started"); c != 1 {
-		t.Errorf("the collector started the tracer %d times, want once for both pipelines", c)
+		t.Errorf("the collector started the tracer %d times, want once", c)
 	}
 }
