@@ -27,6 +27,7 @@ var (
 	ErrInvalidExpiry      = errors.New("must not be negative")
 	ErrUnknownAttribute   = errors.New("unknown attribute")
 	ErrInvalidHooks       = errors.New("must be one of " + strings.Join(tracer.HookModes, ", "))
+	ErrInvalidRate        = errors.New("must not be negative (0 disables)")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -35,6 +36,7 @@ const (
 	defaultCollectionInterval = 10 * time.Second
 	defaultMaxSeries          = 10000
 	defaultSeriesExpiry       = 15 * time.Minute
+	defaultFailureLogsRate    = 100
 )
 
 // Config is the configuration of the ebpfnet receiver.
@@ -62,6 +64,9 @@ type Config struct {
 	Hooks string `mapstructure:"hooks"`
 	// Aggregation bounds the series the receiver keeps.
 	Aggregation AggregationConfig `mapstructure:"aggregation"`
+	// FailureLogs bounds the log records of failed TCP connections, written
+	// when the receiver is in a logs pipeline.
+	FailureLogs FailureLogsConfig `mapstructure:"failure_logs"`
 
 	// MetricsBuilderConfig holds the generated `metrics:` and
 	// `resource_attributes:` toggles.
@@ -91,6 +96,16 @@ type AggregationConfig struct {
 	SeriesExpiry time.Duration `mapstructure:"series_expiry"`
 }
 
+// FailureLogsConfig bounds the failure logs.
+type FailureLogsConfig struct {
+	// MaxPerSecond is the rate of log records, with bursts of as many: a
+	// token bucket of MaxPerSecond tokens refilled at MaxPerSecond a second
+	// of poll time. Failures past it get no record and are counted in
+	// ebpfnet_failure_logs_dropped. 0 disables the failure logs (the logs
+	// receiver then loads no tracer of its own).
+	MaxPerSecond int `mapstructure:"max_per_second"`
+}
+
 // HistogramMetricConfig configures one histogram metric, with the same keys
 // as the generated metric configs.
 type HistogramMetricConfig struct {
@@ -112,6 +127,7 @@ func createDefaultConfig() *Config {
 			MaxSeries:    defaultMaxSeries,
 			SeriesExpiry: defaultSeriesExpiry,
 		},
+		FailureLogs:          FailureLogsConfig{MaxPerSecond: defaultFailureLogsRate},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
 		TCPRTT:               HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
@@ -179,6 +195,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Aggregation.SeriesExpiry < 0 {
 		errs = append(errs, fmt.Errorf("aggregation::series_expiry %v: %w", cfg.Aggregation.SeriesExpiry, ErrInvalidExpiry))
+	}
+	if cfg.FailureLogs.MaxPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("failure_logs::max_per_second %d: %w", cfg.FailureLogs.MaxPerSecond, ErrInvalidRate))
 	}
 	for key, h := range cfg.histograms() {
 		if _, err := histogramAttrs(h.Attributes); err != nil {

@@ -88,6 +88,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"bad_hooks", ErrInvalidHooks, "hooks"},
 		{"negative_max_series", ErrInvalidMaxSeries, "aggregation::max_series"},
 		{"unknown_attribute", nil, "ebpfnet.connection.io"},
+		{"negative_failure_logs", ErrInvalidRate, "failure_logs::max_per_second"},
 		{"unknown_histogram_attribute", ErrUnknownAttribute, "metrics::ebpfnet.connection.duration::attributes"},
 	}
 	for _, tt := range tests {
@@ -148,5 +149,22 @@ func TestUDPIdleTimeout(t *testing.T) {
 	err := confmap.Validate(loadConfig(t, "zero_udp_idle"))
 	if !errors.Is(err, ErrInvalidInterval) || !strings.Contains(err.Error(), "udp_idle_timeout") {
 		t.Errorf("zero udp_idle_timeout: %v", err)
+	}
+}
+
+// TestFailureLogsConfig: the failure logs allow 100 records a second by
+// default; a rate is set by key, and 0 turns them off.
+func TestFailureLogsConfig(t *testing.T) {
+	if r := loadConfig(t, "").FailureLogs.MaxPerSecond; r != 100 {
+		t.Errorf("default failure_logs::max_per_second %d, want 100", r)
+	}
+	for name, want := range map[string]int{"failure_logs": 5, "no_failure_logs": 0} {
+		c := loadConfig(t, name)
+		if err := confmap.Validate(c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.FailureLogs.MaxPerSecond != want {
+			t.Errorf("%s: max_per_second %d, want %d", name, c.FailureLogs.MaxPerSecond, want)
+		}
 	}
 }

@@ -9,6 +9,9 @@
 //
 // Data flows one way: tracer poll -> aggregator (per-connection deltas,
 // per-series cumulative sums) -> metrics builder (generated from
-// metadata.yaml by mdatagen) -> consumer. Only Linux can run it; on other
-// systems Start returns an error that says so.
+// metadata.yaml by mdatagen) -> consumer. In a logs pipeline, the same
+// poll's failed TCP connections become one log record each (failure_logs.go),
+// rate-bounded; the metrics and logs receivers of one component ID share one
+// tracer (shared.go). Only Linux can run it; on other systems Start returns an
+// error that says so.
 package ebpfnetreceiver // import "github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver"

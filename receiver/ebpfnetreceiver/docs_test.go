@@ -49,8 +49,9 @@ import (
 // letter, digit, "_", ".", "/" or "-" (so otelcol-ebpfnet.service and Go
 // import paths are not names), with a trailing "." or "_" dropped, must be
 // one of:
-//   - a metric, attribute or resource attribute of metadata.yaml, or one of
-//     the histograms the receiver builds itself (receiverHistograms);
+//   - a metric, attribute or resource attribute of metadata.yaml, one of
+//     the histograms the receiver builds itself (receiverHistograms), or an
+//     attribute only the failure logs have (failureLogOnlyAttrs);
 //   - the Prometheus form of one: dots as underscores, for a metric followed
 //     by its unit's suffix (By: _bytes, s: _seconds) and then _total for a
 //     monotonic sum or _bucket, _sum or _count for a histogram;
@@ -410,6 +411,9 @@ func (m *metadataFile) names() nameSet {
 		both(n)
 	}
 	for n := range m.ResourceAttributes {
+		both(n)
+	}
+	for _, n := range failureLogOnlyAttrs {
 		both(n)
 	}
 	for n, mt := range m.Metrics {

@@ -15,19 +15,29 @@ import (
 
 var errConfigNotEbpfnet = errors.New("config is not an ebpfnet receiver config")
 
-// NewFactory returns the factory of the ebpfnet receiver.
+// NewFactory returns the factory of the ebpfnet receiver. Its metrics and
+// logs receivers of one component ID share one tracer.
 func NewFactory() receiver.Factory {
+	return newFactory(newRegistry(newTracerSource, newProcResolver))
+}
+
+func newFactory(reg *registry) receiver.Factory {
 	return receiver.NewFactory(
 		metadata.Type,
 		func() component.Config { return createDefaultConfig() },
-		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+			c, ok := cfg.(*Config)
+			if !ok {
+				return nil, errConfigNotEbpfnet
+			}
+			return reg.newMetrics(set, c, next)
+		}, metadata.MetricsStability),
+		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+			c, ok := cfg.(*Config)
+			if !ok {
+				return nil, errConfigNotEbpfnet
+			}
+			return reg.newLogs(set, c, next)
+		}, metadata.LogsStability),
 	)
-}
-
-func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errConfigNotEbpfnet
-	}
-	return newReceiver(set, c, next, newTracerSource, newProcResolver)
 }

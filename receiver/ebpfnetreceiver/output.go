@@ -83,7 +83,13 @@ func (o *output) build(rds []aggregate.ResourceData, now time.Time) pmetric.Metr
 }
 
 func (o *output) resource(r aggregate.Resource) pcommon.Resource {
-	rb := o.mb.NewResourceBuilder()
+	return buildResource(o.mb.NewResourceBuilder(), r)
+}
+
+// buildResource writes the resource attributes of a process and network
+// namespace, for the metrics and the failure logs alike; rb leaves out those
+// resource_attributes turns off.
+func buildResource(rb *metadata.ResourceBuilder, r aggregate.Resource) pcommon.Resource {
 	rb.SetProcessPid(int64(r.PID))
 	rb.SetEbpfnetNetnsInode(int64(r.Netns))
 	if r.ExecutableName != "" {

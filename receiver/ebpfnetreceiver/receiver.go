@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/scraper"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -55,92 +54,80 @@ type resourceResolver interface {
 	prune(now time.Time)
 }
 
-// newReceiver wires the scraper into the Collector's scraper controller,
+// newReceiver is a metrics receiver with a registry of its own (tests).
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newSource sourceFactory, newResolver resolverFactory) (receiver.Metrics, error) {
+	return newRegistry(newSource, newResolver).newMetrics(set, cfg, next)
+}
+
+// newMetrics wires the scraper into the Collector's scraper controller,
 // which owns the collection_interval ticker and the receiver's standard
 // telemetry (accepted and refused data points).
-func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newSource sourceFactory, newResolver resolverFactory) (receiver.Metrics, error) {
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+func (r *registry) newMetrics(set receiver.Settings, cfg *Config, next consumer.Metrics) (receiver.Metrics, error) {
+	c, err := r.attach(set, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: %w", err)
+		return nil, err
 	}
-	s := &ebpfnetScraper{cfg: cfg, set: set, newSource: newSource, newResolver: newResolver, telemetry: tb, now: time.Now}
+	s := &ebpfnetScraper{core: c, cfg: cfg, set: set, now: r.now}
 	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
 	if err != nil {
+		r.detach(c)
 		return nil, err
 	}
 	ctrl, err := scraperhelper.NewMetricsController(&cfg.ControllerConfig, set, next, scraperhelper.AddMetricsScraper(metadata.Type, sc))
 	if err != nil {
+		r.detach(c)
 		return nil, err
 	}
-	return &ebpfnetReceiver{Metrics: ctrl}, nil
+	c.attachMetrics()
+	return &ebpfnetReceiver{Metrics: ctrl, core: c}, nil
 }
 
 // ebpfnetReceiver makes Shutdown idempotent: the scraper controller closes a
 // channel in Shutdown and must not be shut down twice.
 type ebpfnetReceiver struct {
 	receiver.Metrics
+	core        *core
 	once        sync.Once
 	shutdownErr error
 }
 
-// Shutdown stops polling, then closes the tracer, which detaches every
-// program and frees every map. Later calls return the first call's result.
+// Shutdown stops polling, then lets go of the tracer: the last receiver of
+// the component ID closes it, which detaches every program and frees every
+// map. Later calls return the first call's result.
 func (r *ebpfnetReceiver) Shutdown(ctx context.Context) error {
-	r.once.Do(func() { r.shutdownErr = r.Metrics.Shutdown(ctx) })
+	r.once.Do(func() {
+		r.shutdownErr = r.Metrics.Shutdown(ctx)
+		r.core.reg.detach(r.core)
+	})
 	return r.shutdownErr
 }
 
 // ebpfnetScraper polls the source, aggregates and builds the metrics. The
 // controller calls scrape from one goroutine, between start and shutdown.
 type ebpfnetScraper struct {
-	cfg         *Config
-	set         receiver.Settings
-	newSource   sourceFactory
-	newResolver resolverFactory
-	telemetry   *metadata.TelemetryBuilder
-	now         func() time.Time // time.Now; tests pin it
+	core *core
+	cfg  *Config
+	set  receiver.Settings
+	now  func() time.Time // time.Now; tests pin it
 
 	src       conns.Source
-	resolver  resourceResolver
 	agg       *aggregate.Aggregator
 	out       output
-	counters  []tracerCounter // the tracer's counters and the receiver's
-	lastTel   conns.Telemetry
 	startTime time.Time
 }
 
 func (s *ebpfnetScraper) start(context.Context, component.Host) error {
-	counters, err := tracerCounters(s.telemetry)
-	if err != nil {
-		return err
-	}
-	s.counters = counters
-	src, err := s.newSource(s.cfg, s.set.Logger)
-	if err != nil {
-		return fmt.Errorf("start tracer: %w", err) // the tracer's errors say what is missing
-	}
-	s.src = src
-	if hr, ok := src.(hookReporter); ok {
-		hooks := hr.HookChoices()
-		err := s.telemetry.RegisterEbpfnetTracerHookCallback(func(_ context.Context, o metric.Int64Observer) error {
-			for _, h := range hooks {
-				o.Observe(1, metric.WithAttributes(attribute.String("ebpfnet.tracer.data", h.Data), attribute.String("ebpfnet.tracer.hook", h.Hook)))
-			}
-			return nil
-		})
-		if err != nil {
-			s.set.Logger.Warn("cannot export the tracer's hook choice", zap.Error(err))
-		}
-	}
-	s.startTime = s.now()
-	s.resolver = s.newResolver(s.cfg)
 	aggCfg, err := aggregateConfig(s.cfg)
 	if err != nil {
-		_ = src.Close()
-		s.src = nil
 		return err
 	}
-	aggCfg.Resolve = s.resolver.resolve
+	src, err := s.core.acquire()
+	if err != nil {
+		return err
+	}
+	s.src = src
+	s.startTime = s.now()
+	aggCfg.Resolve = s.core.resolver.resolve
 	s.out = output{
 		mb:      metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.startTime))),
 		version: s.set.BuildInfo.Version,
@@ -149,20 +136,15 @@ func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 		s.out.attrs[m] = mc.Attrs
 	}
 	s.agg = aggregate.New(aggCfg, s.startTime)
-	s.lastTel = conns.Telemetry{}
 	return nil
 }
 
 func (s *ebpfnetScraper) shutdown(context.Context) error {
-	var err error
-	if s.src != nil {
-		if cerr := s.src.Close(); cerr != nil {
-			err = fmt.Errorf("close tracer: %w", cerr)
-		}
-		s.src = nil
+	if s.src == nil {
+		return nil
 	}
-	s.telemetry.Shutdown()
-	return err
+	s.src = nil
+	return s.core.release()
 }
 
 func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
@@ -177,8 +159,7 @@ func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		snap.Time = s.now()
 	}
 	stats := s.agg.Update(snap)
-	s.recordTelemetry(ctx, s.src.Telemetry(), stats)
-	s.resolver.prune(snap.Time)
+	s.core.afterPoll(ctx, snap, stats)
 	return s.out.build(s.agg.Collect(), snap.Time), nil
 }
 
@@ -213,15 +194,15 @@ func tracerCounters(tb *metadata.TelemetryBuilder) ([]tracerCounter, error) {
 
 // recordTelemetry adds what the tracer's cumulative counters grew by since
 // the last poll to the receiver's own counters.
-func (s *ebpfnetScraper) recordTelemetry(ctx context.Context, tel conns.Telemetry, stats aggregate.Stats) {
-	cur, prev := reflect.ValueOf(tel), reflect.ValueOf(s.lastTel)
-	s.lastTel = tel
-	for _, tc := range s.counters {
-		if c, p := cur.Field(tc.field).Uint(), prev.Field(tc.field).Uint(); c > p {
-			tc.counter.Add(ctx, int64(c-p))
+func (c *core) recordTelemetry(ctx context.Context, tel conns.Telemetry, stats aggregate.Stats) {
+	cur, prev := reflect.ValueOf(tel), reflect.ValueOf(c.lastTel)
+	c.lastTel = tel
+	for _, tc := range c.counters {
+		if now, was := cur.Field(tc.field).Uint(), prev.Field(tc.field).Uint(); now > was {
+			tc.counter.Add(ctx, int64(now-was))
 		}
 	}
 	if stats.Overflowed > 0 {
-		s.telemetry.EbpfnetAggregationOverflow.Add(ctx, int64(stats.Overflowed))
+		c.telemetry.EbpfnetAggregationOverflow.Add(ctx, int64(stats.Overflowed))
 	}
 }

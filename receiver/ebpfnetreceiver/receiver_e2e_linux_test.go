@@ -237,11 +237,7 @@ func TestClosedConnectionInNextPoll(t *testing.T) {
 	privtest.Require(t)
 	const sent, received = 1234, 56
 	set := receivertest.NewNopSettings(metadata.Type)
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &ebpfnetScraper{cfg: createDefaultConfig(), set: set, newSource: newTracerSource, newResolver: newProcResolver, telemetry: tb, now: time.Now}
+	s := attachScraper(t, newRegistry(newTracerSource, newProcResolver), createDefaultConfig(), set)
 	if err := s.start(context.Background(), componenttest.NewNopHost()); err != nil {
 		if bpfCannotLoadHere(err) {
 			privtest.SkipOrFail(t, err)

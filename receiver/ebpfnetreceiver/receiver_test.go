@@ -112,23 +112,27 @@ func closedAfter(c conns.Conn, d time.Duration) conns.Conn {
 
 func newTestScraper(t *testing.T, cfg *Config, src conns.Source, set receiver.Settings) *ebpfnetScraper {
 	t.Helper()
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &ebpfnetScraper{
-		cfg:         cfg,
-		set:         set,
-		newSource:   func(*Config, *zap.Logger) (conns.Source, error) { return src, nil },
-		newResolver: func(*Config) resourceResolver { return fakeResolver{} },
-		telemetry:   tb,
-		now:         func() time.Time { return t0 },
-	}
+	reg := newRegistry(func(*Config, *zap.Logger) (conns.Source, error) { return src, nil },
+		func(*Config) resourceResolver { return fakeResolver{} })
+	reg.now = func() time.Time { return t0 }
+	s := attachScraper(t, reg, cfg, set)
 	if err := s.start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.shutdown(context.Background()) })
 	return s
+}
+
+// attachScraper is the scraper of a metrics receiver of reg, not started.
+func attachScraper(t *testing.T, reg *registry, cfg *Config, set receiver.Settings) *ebpfnetScraper {
+	t.Helper()
+	c, err := reg.attach(set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.attachMetrics()
+	t.Cleanup(func() { reg.detach(c) })
+	return &ebpfnetScraper{core: c, cfg: cfg, set: set, now: reg.now}
 }
 
 // scrapeAll polls once per scripted snapshot and returns every result.

@@ -49,6 +49,15 @@ type Resource struct {
 	ContainerID    string
 }
 
+// NameFromComm sets ExecutableName to comm, the kernel's task name of the
+// owner when it used the connection, if /proc could not tell it: the process
+// was gone before it could be read.
+func (r *Resource) NameFromComm(comm string) {
+	if r.ExecutableName == "" && comm != "" {
+		r.ExecutableName = comm
+	}
+}
+
 // Config sets up an Aggregator.
 type Config struct {
 	Metrics [NumMetrics]MetricConfig
@@ -271,11 +280,7 @@ func (a *Aggregator) seriesFor(m Metric, st *connState, rk resourceKey, attrs At
 		}
 		a.resources[rk] = res
 	}
-	if res.ExecutableName == "" && a.comm != "" {
-		// The process was gone before /proc could be read: the kernel's task
-		// name from when it used the connection is what is left.
-		res.ExecutableName = a.comm
-	}
+	res.NameFromComm(a.comm)
 	res.series++
 	// The data of a new series happened after the previous poll: that is
 	// when its accumulation starts.

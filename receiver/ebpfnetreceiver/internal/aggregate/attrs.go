@@ -218,6 +218,10 @@ type Attrs struct {
 	Overflow bool
 }
 
+// AttrsOf returns every attribute of c that c itself says, for what writes a
+// single connection (the failure logs) with the metrics' keys and values.
+func AttrsOf(c *conns.Conn) Attrs { return attrsOf(c) }
+
 // attrsOf returns every attribute of c that c itself says; project drops what
 // a metric does not keep.
 func attrsOf(c *conns.Conn) Attrs {

@@ -74,7 +74,13 @@ const (
 // Established reports whether the connection completed its handshake while
 // the tracer watched it, or was already past it when the tracer first saw it.
 func (s TCPStats) Established() bool {
-	return s.StateTransitions&(1<<tcpEstablished) != 0 || s.StateTransitions&(1<<tcpSynSent|1<<tcpSynRecv) == 0
+	return s.StateTransitions&(1<<tcpEstablished) != 0 || !s.SawHandshake()
+}
+
+// SawHandshake reports whether the tracer watched the connection's handshake
+// (it entered SYN_SENT or SYN_RECV), so that SynRetransmits counts all of it.
+func (s TCPStats) SawHandshake() bool {
+	return s.StateTransitions&(1<<tcpSynSent|1<<tcpSynRecv) != 0
 }
 
 // Failure tells why a closed TCP connection failed, or FailureNone when it

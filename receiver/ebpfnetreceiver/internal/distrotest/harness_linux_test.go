@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -319,11 +320,12 @@ func serveOnce(l net.Listener, reply int) <-chan int64 {
 	return got
 }
 
-// otlpSink is an OTLP/HTTP server for metrics: it decodes every export
-// request as the protocol defines it and keeps the payloads.
+// otlpSink is an OTLP/HTTP server for metrics and logs: it decodes every
+// export request as the protocol defines it and keeps the payloads.
 type otlpSink struct {
 	mu      sync.Mutex
 	batches []pmetric.Metrics
+	logs    []plog.Logs
 	errs    []error
 	srv     *httptest.Server
 }
@@ -337,59 +339,118 @@ func newOTLPSink(t *testing.T) *otlpSink {
 }
 
 func (s *otlpSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/metrics" {
-		http.Error(w, "only POST /v1/metrics", http.StatusNotFound)
+	if r.Method != http.MethodPost || (r.URL.Path != "/v1/metrics" && r.URL.Path != "/v1/logs") {
+		http.Error(w, "only POST /v1/metrics and /v1/logs", http.StatusNotFound)
 		return
 	}
-	md, err := decodeExport(r)
+	var (
+		md  pmetric.Metrics
+		ld  plog.Logs
+		err error
+	)
+	if r.URL.Path == "/v1/metrics" {
+		md, err = decodeExport[pmetric.Metrics, pmetric.Unmarshaler](r, &pmetric.ProtoUnmarshaler{}, &pmetric.JSONUnmarshaler{}, pmetric.Unmarshaler.UnmarshalMetrics)
+	} else {
+		ld, err = decodeExport[plog.Logs, plog.Unmarshaler](r, &plog.ProtoUnmarshaler{}, &plog.JSONUnmarshaler{}, plog.Unmarshaler.UnmarshalLogs)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		s.errs = append(s.errs, err)
+		s.errs = append(s.errs, fmt.Errorf("%s: %w", r.URL.Path, err))
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	s.batches = append(s.batches, md)
-	// A full success is an empty ExportMetricsServiceResponse: zero bytes
-	// of protobuf.
+	if r.URL.Path == "/v1/metrics" {
+		s.batches = append(s.batches, md)
+	} else {
+		s.logs = append(s.logs, ld)
+	}
+	// A full success is an empty Export{Metrics,Logs}ServiceResponse: zero
+	// bytes of protobuf.
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
 }
 
-func decodeExport(r *http.Request) (pmetric.Metrics, error) {
+// decodeExport reads an OTLP/HTTP export request's body with the decoder of
+// its content type. Export{Metrics,Logs}ServiceRequest and {Metrics,Logs}Data
+// are the same messages on the wire (field 1: repeated Resource{Metrics,Logs}),
+// so pdata's data decoders read the export requests as sent. (pmetricotlp and
+// plogotlp would say so by name, but pull gRPC, and with it golang.org/x/net,
+// into the module.)
+func decodeExport[T any, U any](r *http.Request, proto, json U, decode func(U, []byte) (T, error)) (T, error) {
+	var zero T
 	var body io.Reader = r.Body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "":
 	case "gzip":
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
-			return pmetric.Metrics{}, fmt.Errorf("gzip body: %w", err)
+			return zero, fmt.Errorf("gzip body: %w", err)
 		}
 		body = gz
 	default:
-		return pmetric.Metrics{}, fmt.Errorf("content encoding %q not handled", enc)
+		return zero, fmt.Errorf("content encoding %q not handled", enc)
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
-		return pmetric.Metrics{}, err
+		return zero, err
 	}
-	// ExportMetricsServiceRequest and MetricsData are the same message on the
-	// wire (field 1: repeated ResourceMetrics), so pdata's MetricsData
-	// decoders read the export request as sent. (pmetricotlp would say so by
-	// name, but pulls gRPC, and with it golang.org/x/net, into the module.)
-	var md pmetric.Metrics
+	var out T
 	switch ct := r.Header.Get("Content-Type"); ct {
 	case "application/x-protobuf":
-		md, err = (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(b)
+		out, err = decode(proto, b)
 	case "application/json":
-		md, err = (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(b)
+		out, err = decode(json, b)
 	default:
 		err = fmt.Errorf("content type %q", ct)
 	}
 	if err != nil {
-		return pmetric.Metrics{}, fmt.Errorf("decode export request: %w", err)
+		return zero, fmt.Errorf("decode export request: %w", err)
 	}
-	return md, nil
+	return out, nil
+}
+
+// logRecord is one exported log record, flattened.
+type logRecord struct {
+	resource            map[string]any
+	attrs               map[string]any
+	body                string
+	severity            plog.SeverityNumber
+	severityText        string
+	timestamp, observed pcommon.Timestamp
+}
+
+// logRecords returns every exported log record whose resource and attributes
+// include resWant and attrWant.
+func (s *otlpSink) logRecords(resWant, attrWant map[string]any) ([]logRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) > 0 {
+		return nil, errors.Join(s.errs...)
+	}
+	var out []logRecord
+	for _, ld := range s.logs {
+		for _, rl := range ld.ResourceLogs().All() {
+			res := rl.Resource().Attributes().AsRaw()
+			if !includes(res, resWant) {
+				continue
+			}
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					attrs := lr.Attributes().AsRaw()
+					if !includes(attrs, attrWant) {
+						continue
+					}
+					out = append(out, logRecord{
+						resource: res, attrs: attrs, body: lr.Body().AsString(),
+						severity: lr.SeverityNumber(), severityText: lr.SeverityText(),
+						timestamp: lr.Timestamp(), observed: lr.ObservedTimestamp(),
+					})
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // sumPoint is the newest data point of one series of a sum.

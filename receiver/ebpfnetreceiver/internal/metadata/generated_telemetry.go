@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	mu                               sync.Mutex
 	registrations                    []metric.Registration
 	EbpfnetAggregationOverflow       metric.Int64Counter
+	EbpfnetFailureLogsDropped        metric.Int64Counter
 	EbpfnetTracerClassified          metric.Int64Counter
 	EbpfnetTracerClassifyShort       metric.Int64Counter
 	EbpfnetTracerClosedLost          metric.Int64Counter
@@ -105,6 +106,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_aggregation_overflow",
 		metric.WithDescription("Connections whose data was folded into the overflow series (otel.metric.overflow=true) because the metric already had aggregation.max_series series, counted once per connection and metric. [Alpha]"),
 		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetFailureLogsDropped, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_failure_logs_dropped",
+		metric.WithDescription("Failed TCP connections that got no log record because failure_logs::max_per_second was exhausted (the records over the rate), counted once per connection. The failure is still counted in ebpfnet.tcp.failure.count. [Alpha]"),
+		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerClassified, err = builder.meter.Int64Counter(

@@ -25,6 +25,7 @@ func TestSetupTelemetry(t *testing.T) {
 		return nil
 	}))
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
+	tb.EbpfnetFailureLogsDropped.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassified.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassifyShort.Add(context.Background(), 1)
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
@@ -41,6 +42,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetTracerTupleReused.Add(context.Background(), 1)
 	tb.EbpfnetTracerUnclassified.Add(context.Background(), 1)
 	AssertEqualEbpfnetAggregationOverflow(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetFailureLogsDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerClassified(t, testTel,
