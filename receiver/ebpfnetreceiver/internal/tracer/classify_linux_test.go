@@ -196,7 +196,7 @@ func TestClassificationOffLoadsNothing(t *testing.T) {
 			t.Errorf("hook %+v attached with classification off", h)
 		}
 	}
-	for _, name := range kernelProgramNames(t) {
+	for _, name := range kernelProgramNames(t, tr) {
 		if strings.HasPrefix(name, "enet_cg_skb") {
 			t.Errorf("program %s is loaded with classification off", name)
 		}
@@ -213,9 +213,13 @@ func TestClassificationOffLoadsNothing(t *testing.T) {
 	checkStack(t, "server", sv, conns.ProtocolStack{})
 }
 
-// kernelProgramNames lists the names of every BPF program loaded in the kernel.
-func kernelProgramNames(t *testing.T) []string {
+// kernelProgramNames lists the names the kernel gives the programs tr has
+// loaded: the kernel's list, restricted to tr's programs, since the tests of
+// other packages (go test ./... runs packages in parallel) may run tracers of
+// their own meanwhile.
+func kernelProgramNames(t *testing.T, tr *Tracer) []string {
 	t.Helper()
+	ours, _ := ourIDs(t, tr)
 	var names []string
 	for id := ebpf.ProgramID(0); ; {
 		next, err := ebpf.ProgramGetNextID(id)
@@ -223,6 +227,9 @@ func kernelProgramNames(t *testing.T) []string {
 			return names
 		}
 		id = next
+		if !ours[uint32(id)] {
+			continue
+		}
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue // unloaded meanwhile
