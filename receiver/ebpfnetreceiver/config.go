@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,11 @@ var (
 	ErrUnknownAttribute   = errors.New("unknown attribute")
 	ErrInvalidHooks       = errors.New("must be one of " + strings.Join(tracer.HookModes, ", "))
 	ErrInvalidRate        = errors.New("must not be negative (0 disables)")
+	ErrInvalidGroupName   = errors.New("must be a name, not empty or an IP address")
+	ErrDuplicateGroup     = errors.New("names more than one peer group")
+	ErrInvalidCIDR        = errors.New("must be a CIDR such as 10.0.0.0/8 or fd00::/8")
+	ErrNoCIDRs            = errors.New("must list at least one CIDR")
+	ErrDuplicateCIDR      = errors.New("is in more than one peer group")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -94,6 +100,24 @@ type AggregationConfig struct {
 	// with a new start timestamp. 0 keeps every series forever (and
 	// max_series then fills up with the series of exited processes).
 	SeriesExpiry time.Duration `mapstructure:"series_expiry"`
+	// PeerGroups write network.peer.address as the name of the group whose
+	// CIDRs hold the peer, instead of the address, so the peers of a group
+	// share one series. The most specific CIDR wins (longest-prefix match),
+	// whatever the order of the groups; a CIDR may be in one group only.
+	// IPv4 CIDRs hold IPv4 peers, IPv4-mapped IPv6 peers included (they are
+	// reported as IPv4); IPv6 CIDRs hold IPv6 peers.
+	PeerGroups []PeerGroupConfig `mapstructure:"peer_groups"`
+	// OtherPeers is the group of every peer no group holds, such as
+	// "public" beside groups of the private ranges; "" keeps those peers'
+	// addresses.
+	OtherPeers string `mapstructure:"other_peers"`
+}
+
+// PeerGroupConfig is one peer group: its name, written as the value of
+// network.peer.address, and the CIDRs of the addresses it holds.
+type PeerGroupConfig struct {
+	Name  string   `mapstructure:"name"`
+	CIDRs []string `mapstructure:"cidrs"`
 }
 
 // FailureLogsConfig bounds the failure logs.
@@ -196,6 +220,9 @@ func (cfg *Config) Validate() error {
 	if cfg.Aggregation.SeriesExpiry < 0 {
 		errs = append(errs, fmt.Errorf("aggregation::series_expiry %v: %w", cfg.Aggregation.SeriesExpiry, ErrInvalidExpiry))
 	}
+	if _, err := cfg.Aggregation.peerGroups(); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.FailureLogs.MaxPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("failure_logs::max_per_second %d: %w", cfg.FailureLogs.MaxPerSecond, ErrInvalidRate))
 	}
@@ -217,4 +244,74 @@ func histogramAttrs(names []string) (aggregate.AttrSet, error) {
 		return 0, fmt.Errorf("%w in %q, valid attributes: %v", ErrUnknownAttribute, names, aggregate.Keys(valid))
 	}
 	return set, nil
+}
+
+// peerGroups parses peer_groups for the aggregator; its errors name the key
+// and the offending value.
+func (ac *AggregationConfig) peerGroups() ([]aggregate.PeerGroup, error) {
+	var errs []error
+	badName := func(name string) bool {
+		_, err := netip.ParseAddr(name)
+		return strings.TrimSpace(name) == "" || err == nil
+	}
+	names := map[string]bool{}
+	owner := map[netip.Prefix]string{} // CIDR -> its group
+	out := make([]aggregate.PeerGroup, 0, len(ac.PeerGroups))
+	for i, g := range ac.PeerGroups {
+		at := fmt.Sprintf("aggregation::peer_groups[%d]", i)
+		switch {
+		case badName(g.Name):
+			errs = append(errs, fmt.Errorf("%s::name %q: %w", at, g.Name, ErrInvalidGroupName))
+		case names[g.Name]:
+			errs = append(errs, fmt.Errorf("%s::name %q: %w", at, g.Name, ErrDuplicateGroup))
+		}
+		names[g.Name] = true
+		if len(g.CIDRs) == 0 {
+			errs = append(errs, fmt.Errorf("%s::cidrs of %q: %w", at, g.Name, ErrNoCIDRs))
+		}
+		pg := aggregate.PeerGroup{Name: g.Name}
+		for _, c := range g.CIDRs {
+			p, err := parseCIDR(c)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s::cidrs %q: %w", at, c, err))
+				continue
+			}
+			if prev, ok := owner[p]; ok {
+				errs = append(errs, fmt.Errorf("%s::cidrs %q: %w (%q and %q)", at, c, ErrDuplicateCIDR, prev, g.Name))
+				continue
+			}
+			owner[p] = g.Name
+			pg.Prefixes = append(pg.Prefixes, p)
+		}
+		out = append(out, pg)
+	}
+	if o := ac.OtherPeers; o != "" {
+		switch {
+		case badName(o):
+			errs = append(errs, fmt.Errorf("aggregation::other_peers %q: %w", o, ErrInvalidGroupName))
+		case names[o]:
+			errs = append(errs, fmt.Errorf("aggregation::other_peers %q: %w (the catch-all and a group of peer_groups)", o, ErrDuplicateGroup))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parseCIDR parses one CIDR of a peer group. It refuses what would silently
+// match other addresses than written: host bits set (10.1.2.3/8: 10.0.0.0/8,
+// or 10.1.2.3/32?) and an IPv4-mapped prefix, which no peer would match (the
+// tracer reports IPv4-mapped peers as IPv4).
+func parseCIDR(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return p, fmt.Errorf("%w: %w", ErrInvalidCIDR, err)
+	case p != p.Masked():
+		return p, fmt.Errorf("%w: host bits set (the network is %s)", ErrInvalidCIDR, p.Masked())
+	case p.Addr().Is4In6():
+		return p, fmt.Errorf("%w: IPv4-mapped (write it as IPv4)", ErrInvalidCIDR)
+	}
+	return p, nil
 }

@@ -4,7 +4,9 @@ package ebpfnetreceiver
 
 import (
 	"errors"
+	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,67 @@ func TestFailureLogsConfig(t *testing.T) {
 		if c.FailureLogs.MaxPerSecond != want {
 			t.Errorf("%s: max_per_second %d, want %d", name, c.FailureLogs.MaxPerSecond, want)
 		}
+	}
+}
+
+// TestPeerGroupsConfig: peer groups are off by default; a list of groups and
+// a catch-all load in order; each mistake is refused with its sentinel, the
+// key and the offending value.
+func TestPeerGroupsConfig(t *testing.T) {
+	def := loadConfig(t, "").Aggregation
+	if def.PeerGroups != nil || def.OtherPeers != "" {
+		t.Errorf("default peer groups %+v, other_peers %q: want none", def.PeerGroups, def.OtherPeers)
+	}
+	c := loadConfig(t, "peer_groups")
+	if err := confmap.Validate(c); err != nil {
+		t.Fatalf("peer_groups: %v", err)
+	}
+	want := []PeerGroupConfig{
+		{Name: "cluster", CIDRs: []string{"10.0.0.0/8", "fd00::/8"}},
+		{Name: "services", CIDRs: []string{"10.96.0.0/12"}},
+		{Name: "private", CIDRs: []string{"172.16.0.0/12", "192.168.0.0/16"}},
+	}
+	if !reflect.DeepEqual(c.Aggregation.PeerGroups, want) || c.Aggregation.OtherPeers != "public" {
+		t.Errorf("peer_groups %+v other_peers %q, want %+v and public", c.Aggregation.PeerGroups, c.Aggregation.OtherPeers, want)
+	}
+	ac, err := aggregateConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ac.PeerGroups) != 3 || ac.PeerGroups[0].Prefixes[1] != netip.MustParsePrefix("fd00::/8") || ac.OtherPeers != "public" {
+		t.Errorf("aggregate config: groups %+v other %q", ac.PeerGroups, ac.OtherPeers)
+	}
+
+	for _, tt := range []struct {
+		name     string
+		sentinel error
+		says     []string // the key and the offending value
+	}{
+		{"bad_cidr", ErrInvalidCIDR, []string{"aggregation::peer_groups[0]::cidrs", `"10.0.0.0/33"`}},
+		{"host_bits_cidr", ErrInvalidCIDR, []string{"aggregation::peer_groups[0]::cidrs", `"10.1.2.3/8"`, "10.0.0.0/8"}},
+		{"mapped_cidr", ErrInvalidCIDR, []string{"aggregation::peer_groups[0]::cidrs", `"::ffff:10.0.0.0/104"`, "IPv4-mapped"}},
+		{"no_cidrs", ErrNoCIDRs, []string{"aggregation::peer_groups[0]::cidrs", `"cluster"`}},
+		{"empty_group_name", ErrInvalidGroupName, []string{"aggregation::peer_groups[0]::name", `""`}},
+		{"address_group_name", ErrInvalidGroupName, []string{"aggregation::peer_groups[0]::name", `"10.0.0.1"`}},
+		{"duplicate_group", ErrDuplicateGroup, []string{"aggregation::peer_groups[1]::name", `"cluster"`}},
+		{"duplicate_cidr", ErrDuplicateCIDR, []string{"aggregation::peer_groups[1]::cidrs", `"10.0.0.0/8"`, `"cluster" and "private"`}},
+		{"other_peers_is_group", ErrDuplicateGroup, []string{"aggregation::other_peers", `"public"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := loadConfig(t, tt.name)
+			err := confmap.Validate(c)
+			if !errors.Is(err, tt.sentinel) {
+				t.Fatalf("error %v does not wrap %q", err, tt.sentinel)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %s", err, s)
+				}
+			}
+			// The receiver would refuse to start with it too.
+			if _, err := aggregateConfig(c); !errors.Is(err, tt.sentinel) {
+				t.Errorf("aggregateConfig: %v", err)
+			}
+		})
 	}
 }

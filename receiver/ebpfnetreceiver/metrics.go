@@ -97,8 +97,13 @@ func sumConfig(mc *metadata.MetricsConfig, name string) (aggregate.MetricConfig,
 // series count max_series bounds is the one users see, and the metrics
 // builder never has two points with the same attributes to merge.
 func aggregateConfig(cfg *Config) (aggregate.Config, error) {
-	out := aggregate.Config{MaxSeries: cfg.Aggregation.MaxSeries, SeriesExpiry: cfg.Aggregation.SeriesExpiry}
+	out := aggregate.Config{MaxSeries: cfg.Aggregation.MaxSeries, SeriesExpiry: cfg.Aggregation.SeriesExpiry, OtherPeers: cfg.Aggregation.OtherPeers}
 	var errs []error
+	groups, err := cfg.Aggregation.peerGroups()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	out.PeerGroups = groups
 	for m, def := range metrics {
 		var mc aggregate.MetricConfig
 		var err error

@@ -68,6 +68,13 @@ type Config struct {
 	// has no open connection. A series that comes back later starts again
 	// with a new start timestamp. 0 keeps series forever.
 	SeriesExpiry time.Duration
+	// PeerGroups replace a peer address with the name of the group holding
+	// it (longest-prefix match; a prefix in one group only), so all peers of
+	// a group share one series. OtherPeers names the group of every address
+	// no group holds; "" keeps those addresses. An unknown peer address stays
+	// unknown. Only the metrics are grouped: AttrsOf keeps the address.
+	PeerGroups []PeerGroup
+	OtherPeers string
 	// Resolve fills in a resource the first time the aggregator sees it. It
 	// may be nil; it is called from Update only.
 	Resolve func(pid, netns uint32) Resource
@@ -116,7 +123,8 @@ type connState struct {
 // concurrent use.
 type Aggregator struct {
 	cfg       Config
-	comm      string // task name of the connection being observed (see seriesFor)
+	peers     *peerMatcher // nil without peer groups
+	comm      string       // task name of the connection being observed (see seriesFor)
 	conns     map[conns.ID]*connState
 	resources map[resourceKey]*resourceState
 	series    [NumMetrics]map[seriesKey]*series
@@ -132,6 +140,7 @@ type Aggregator struct {
 func New(cfg Config, start time.Time) *Aggregator {
 	a := &Aggregator{
 		cfg:       cfg,
+		peers:     newPeerMatcher(cfg.PeerGroups, cfg.OtherPeers),
 		conns:     make(map[conns.ID]*connState),
 		resources: make(map[resourceKey]*resourceState),
 		prevPoll:  start,
@@ -182,6 +191,9 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	st.gen = a.gen
 
 	base := attrsOf(c)
+	if a.peers != nil {
+		base.groupPeer(a.peers)
+	}
 	rk := resourceKey{pid: c.PID, netns: c.Netns}
 	a.comm = c.Comm
 

@@ -82,3 +82,26 @@ func BenchmarkUpdateChurn(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUpdatePeerGroups is BenchmarkUpdate's steady-state poll with peer
+// groups configured (the peers, all in 10.0.0.0/8, then share one series per
+// metric): its cost over BenchmarkUpdate is the lookup of every connection.
+func BenchmarkUpdatePeerGroups(b *testing.B) {
+	const n = 100_000
+	cfg := benchConfig()
+	cfg.PeerGroups, cfg.OtherPeers = testGroups(), "public"
+	snaps := [2]conns.Snapshot{benchSnapshot(n, 1000), benchSnapshot(n, 2000)}
+	a := New(cfg, snaps[0].Time)
+	a.Update(snaps[0])
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		s := snaps[i%2]
+		s.Time = s.Time.Add(time.Duration(i+1) * time.Second)
+		a.Update(s)
+		_ = a.Collect()
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/conn")
+}

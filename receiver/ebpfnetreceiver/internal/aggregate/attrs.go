@@ -213,7 +213,12 @@ func (d IODirection) String() string {
 // is the map key of a series within its resource.
 type Attrs struct {
 	addrs [numAddrs]netip.Addr
-	vals  [numAttrs]uint16 // by AttrSet bit; zero for addresses
+	// vals by AttrSet bit. For an address it is zero, or the group the
+	// address fell in (Config.PeerGroups, an index of groupNames): the
+	// attribute is then written as the group's name and addrs[slot] is
+	// zero. Keeping the group in vals keeps Attrs, a map key hashed for
+	// every series update, as small as without groups.
+	vals [numAttrs]uint16
 	// Overflow marks the overflow series: all other fields are zero.
 	Overflow bool
 }
@@ -262,7 +267,7 @@ func (a Attrs) project(set AttrSet) Attrs {
 func (a Attrs) Str(at AttrSet) string {
 	e := bitToEntry[bits.TrailingZeros16(uint16(at))]
 	if e.kind == kindAddr {
-		return addrString(a.addrs[e.slot])
+		return a.addrString(e)
 	}
 	return e.name(a.vals[e.bit])
 }
@@ -290,7 +295,7 @@ func (a Attrs) Values(set AttrSet, fn func(Value)) {
 		if at.kind == kindInt {
 			v.Int, v.IsInt = int64(a.vals[at.bit]), true
 		} else if at.kind == kindAddr {
-			v.Str = addrString(a.addrs[at.slot])
+			v.Str = a.addrString(at)
 		} else {
 			v.Str = at.name(a.vals[at.bit])
 		}
@@ -301,11 +306,25 @@ func (a Attrs) Values(set AttrSet, fn func(Value)) {
 	}
 }
 
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
+// addrString is the address attribute at as written: its group's name, its
+// address, or "" when unknown.
+func (a Attrs) addrString(at *attribute) string {
+	if g := a.vals[at.bit]; g != 0 {
+		return groupName(g)
+	}
+	if !a.addrs[at.slot].IsValid() {
 		return ""
 	}
-	return a.String()
+	return a.addrs[at.slot].String()
+}
+
+// groupPeer replaces the peer address with its group, if m gives it one.
+func (a *Attrs) groupPeer(m *peerMatcher) {
+	b := bits.TrailingZeros16(uint16(AttrPeerAddress))
+	slot := addrSlot[b]
+	if g, ok := m.lookup(a.addrs[slot]); ok {
+		a.addrs[slot], a.vals[b] = netip.Addr{}, g
+	}
 }
 
 // serverPort is the port of the listening side: the local port of an
@@ -336,6 +355,9 @@ func compareAttrs(a, b Attrs) int {
 		var c int
 		if at.kind == kindAddr {
 			c = a.addrs[at.slot].Compare(b.addrs[at.slot])
+			if c == 0 && a.vals[at.bit] != b.vals[at.bit] {
+				c = cmp.Compare(groupName(a.vals[at.bit]), groupName(b.vals[at.bit]))
+			}
 		} else {
 			c = cmp.Compare(a.vals[at.bit], b.vals[at.bit])
 		}

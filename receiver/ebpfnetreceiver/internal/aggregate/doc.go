@@ -10,6 +10,10 @@
 // server.port and drops the ephemeral client port, so a busy client does not
 // create a series per connection.
 //
+// Config.PeerGroups bound the peers: a peer address inside a configured
+// prefix is replaced by its group's name (longest-prefix match), so the peers
+// of a group share one series instead of one each.
+//
 // Series state is bounded: past Config.MaxSeries series a metric folds new
 // data into one overflow series marked otel.metric.overflow=true, the
 // OpenTelemetry SDK convention. Each series keeps the start timestamp it got
