@@ -78,6 +78,16 @@ func TestParse(t *testing.T) {
 			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSystemd + ".slice",
 			Identity{PodUID: uid}},
 
+		{"kind node in docker, host view",
+			"/system.slice/docker-" + cid2 + ".scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidSystemd + ".slice/cri-containerd-" + cid + ".scope",
+			Identity{cid, uid, RuntimeContainerd}},
+		{"kind node's own service",
+			"/system.slice/docker-" + cid2 + ".scope/system.slice/containerd.service",
+			Identity{cid2, "", RuntimeDocker}},
+		{"cgroupfs kubelet in a docker node",
+			"/docker/" + cid2 + "/kubepods/burstable/pod" + uid + "/" + cid,
+			Identity{cid, uid, ""}},
+
 		// Docker.
 		{"docker cgroupfs", "/docker/" + cid, Identity{cid, "", RuntimeDocker}},
 		{"docker systemd", "/system.slice/docker-" + cid + ".scope", Identity{cid, "", RuntimeDocker}},

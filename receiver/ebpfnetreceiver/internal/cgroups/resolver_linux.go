@@ -89,10 +89,15 @@ func NewResolver(root string, opts Options) *Resolver {
 
 // Lookup returns the Identity of cgroup id and whether the id is known. On
 // a miss it walks the hierarchy (at most once per MinRewalk) and looks
-// again, so the first lookup of a new container costs one walk.
+// again, so the first lookup of a new container costs one walk. Id 0 is
+// never known and never walks.
 func (r *Resolver) Lookup(id uint64) (Identity, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if id == 0 { // no cgroup v2 (bpf_get_current_cgroup_id's answer then): no walk can find it
+		r.stats.Unknown++
+		return Identity{}, false
+	}
 	if e, ok := r.entries[id]; ok {
 		r.stats.Hits++
 		r.lru.MoveToFront(e)

@@ -41,6 +41,10 @@ func mkCgroup(t *testing.T, root, rel string) uint64 {
 	return ino
 }
 
+// unknownID is an id no directory of a test tree has: lookups of it miss
+// and so walk (when the rate limit allows), which is how tests make a walk.
+const unknownID = 1 << 62
+
 var (
 	containerdPath = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidSystemd + ".slice/cri-containerd-" + cid + ".scope"
 	dockerPath     = "/system.slice/docker-" + cid2 + ".scope"
@@ -79,7 +83,7 @@ func TestResolverHitAndMiss(t *testing.T) {
 func TestResolverRewalkAndRateLimit(t *testing.T) {
 	r, root, clk := newTestResolver(t, Options{MinRewalk: time.Second})
 	mkCgroup(t, root, "/system.slice")
-	if _, ok := r.Lookup(1); ok { // no directory has inode 1 in a temp dir
+	if _, ok := r.Lookup(unknownID); ok { // no directory has inode 1 in a temp dir
 		t.Fatal("unknown id resolved")
 	}
 	// A container starts after the first walk.
@@ -116,13 +120,13 @@ func TestResolverGracePeriod(t *testing.T) {
 	}
 	// Another miss walks; the walk no longer sees the directory.
 	clk.advance(2 * time.Second)
-	r.Lookup(1)
+	r.Lookup(unknownID)
 	if got, ok := r.Lookup(id); !ok || got.ContainerID != cid2 {
 		t.Fatalf("removed cgroup inside grace = %+v, %v", got, ok)
 	}
 	// Still inside the grace period at the next walk.
 	clk.advance(59 * time.Second)
-	r.Lookup(1)
+	r.Lookup(unknownID)
 	if _, ok := r.Lookup(id); !ok {
 		t.Fatal("removed cgroup dropped before its grace period ended")
 	}
@@ -131,7 +135,7 @@ func TestResolverGracePeriod(t *testing.T) {
 	}
 	// The first walk past Grace drops it.
 	clk.advance(time.Second)
-	r.Lookup(1)
+	r.Lookup(unknownID)
 	if s := r.Stats(); s.Expired != 1 {
 		t.Errorf("expired %d, want 1 (stats %+v)", s.Expired, s)
 	}
@@ -152,14 +156,14 @@ func TestResolverComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.advance(5 * time.Second)
-	r.Lookup(1) // gone since now
+	r.Lookup(unknownID) // gone since now
 	if err := os.Rename(away, p); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(5 * time.Second)
-	r.Lookup(1) // seen again
+	r.Lookup(unknownID) // seen again
 	clk.advance(9 * time.Second)
-	r.Lookup(1) // 19s after it first went away: past Grace on the old clock
+	r.Lookup(unknownID) // 19s after it first went away: past Grace on the old clock
 	if got, ok := r.Lookup(id); !ok || got.ContainerID != cid {
 		t.Errorf("a cgroup seen again was expired on its first disappearance's clock: %+v, %v", got, ok)
 	}
@@ -184,6 +188,19 @@ func TestResolverMissEvictsColdNotWanted(t *testing.T) {
 	}
 }
 
+func TestResolverZeroID(t *testing.T) {
+	// bpf_get_current_cgroup_id returns 0 without cgroup v2: never a
+	// cgroup, so it must not cost a walk.
+	r, root, _ := newTestResolver(t, Options{})
+	mkCgroup(t, root, dockerPath)
+	if _, ok := r.Lookup(0); ok {
+		t.Fatal("id 0 resolved")
+	}
+	if s := r.Stats(); s.Walks != 0 || s.Unknown != 1 {
+		t.Errorf("stats %+v: want no walk, 1 unknown", s)
+	}
+}
+
 func TestResolverBound(t *testing.T) {
 	r, root, clk := newTestResolver(t, Options{MaxEntries: 4, MinRewalk: time.Second})
 	a := mkCgroup(t, root, "/docker/"+cid)
@@ -196,7 +213,7 @@ func TestResolverBound(t *testing.T) {
 		more = append(more, mkCgroup(t, root, "/system.slice/"+name))
 	}
 	clk.advance(time.Second)
-	r.Lookup(1) // walks: 3 + system.slice + 3 services = 7 directories
+	r.Lookup(unknownID) // walks: 3 + system.slice + 3 services = 7 directories
 	if n := r.Len(); n != 4 {
 		t.Fatalf("len %d, want the bound 4", n)
 	}
