@@ -101,19 +101,6 @@ func TestDecodeRecord(t *testing.T) {
 	}
 }
 
-func TestFindCgroup2(t *testing.T) {
-	for _, c := range []struct{ mounts, want string }{
-		{"cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", "/sys/fs/cgroup"},
-		{"tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", "/sys/fs/cgroup/unified"},
-		{"cgroup2 /a\\040b/c cgroup2 rw 0 0\ncgroup2 /x cgroup2 rw 0 0\n", "/x"},
-		{"proc /proc proc rw 0 0\n", ""},
-	} {
-		if got := findCgroup2(strings.NewReader(c.mounts)); got != c.want {
-			t.Errorf("findCgroup2(%q) = %q, want %q", c.mounts, got, c.want)
-		}
-	}
-}
-
 func TestMissingCaps(t *testing.T) {
 	all := uint64(1<<caps.BPF | 1<<caps.Perfmon | 1<<caps.NetAdmin)
 	if err := missingCaps(all); err != nil {
