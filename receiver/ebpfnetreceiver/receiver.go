@@ -151,12 +151,9 @@ func (s *ebpfnetScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	if s.src == nil {
 		return pmetric.NewMetrics(), errNotStarted
 	}
-	snap, err := s.src.Poll(ctx)
+	snap, err := s.core.poll(ctx)
 	if err != nil {
-		return pmetric.NewMetrics(), fmt.Errorf("poll tracer: %w", err)
-	}
-	if snap.Time.IsZero() {
-		snap.Time = s.now()
+		return pmetric.NewMetrics(), err
 	}
 	stats := s.agg.Update(snap)
 	s.core.afterPoll(ctx, snap, stats)

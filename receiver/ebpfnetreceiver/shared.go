@@ -203,15 +203,24 @@ func (c *core) emitFailures(ctx context.Context, snap conns.Snapshot) {
 	}
 }
 
-// pollForLogs is one poll of a logs receiver that has no metrics receiver
-// beside it.
-func (c *core) pollForLogs(ctx context.Context) error {
+// poll reads the tracer once; a snapshot without a time gets the time now.
+func (c *core) poll(ctx context.Context) (conns.Snapshot, error) {
 	snap, err := c.src.Poll(ctx)
 	if err != nil {
-		return fmt.Errorf("poll tracer: %w", err)
+		return conns.Snapshot{}, fmt.Errorf("poll tracer: %w", err)
 	}
 	if snap.Time.IsZero() {
 		snap.Time = c.reg.now()
+	}
+	return snap, nil
+}
+
+// pollForLogs is one poll of a logs receiver that has no metrics receiver
+// beside it.
+func (c *core) pollForLogs(ctx context.Context) error {
+	snap, err := c.poll(ctx)
+	if err != nil {
+		return err
 	}
 	c.afterPoll(ctx, snap, aggregate.Stats{})
 	return nil
