@@ -6,6 +6,9 @@
 #     bpftool: the tests compare against `bpftool prog/link list`
 #     iproute2: `ip` (netns, veth) and `ss` (ground truth for the TCP tests)
 #     nftables: `nft`, the faults of the TCP health tests (SYNs and data segments dropped on a veth)
+#     conntrack: `conntrack -L`, ground truth of the NAT tests (#17)
+#     podman, runc: the container tests (a locally built image, the collector in a DaemonSet-like
+#       container); runc because crun refuses a hybrid cgroup v1+v2 host like this one
 #     util-linux: `setpriv` (the end-to-end tests run the collector unprivileged)
 #     gcc, libc6-dev: cgo, which `go test -race` (make test) needs
 #     nginx-light, redis-server (redis-cli, redis-benchmark), postgresql (initdb, postgres, psql),
@@ -28,7 +31,7 @@ case "${1:-}" in
 "")
 	pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 nftables util-linux make git gcc libc6-dev
 		nginx-light redis-server redis-tools postgresql mariadb-server mariadb-client rabbitmq-server
-		dnsmasq-base bind9-dnsutils curl)
+		dnsmasq-base bind9-dnsutils curl conntrack podman runc)
 	;;
 bench) pkgs=(bpftrace) ;;
 *) die "unknown package set '$1' (none: build and tests; bench: make bench)" ;;
