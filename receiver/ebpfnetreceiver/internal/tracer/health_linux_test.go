@@ -257,7 +257,7 @@ func TestTCPFailureCanceled(t *testing.T) {
 func TestTCPRetransmits(t *testing.T) {
 	col, ns := tracedNetns(t)
 	ln, server := ns.server(t)
-	how := ns.dropData(t, server.Port())
+	how, stopDrops := ns.dropData(t, server.Port())
 	t.Logf("dropping data segments with %s", how)
 
 	// Rounds of a chunk and a one-byte answer, until ss counts a few
@@ -325,6 +325,7 @@ func TestTCPRetransmits(t *testing.T) {
 	}
 	check("open", col.waitActive(5*time.Second, func(c conns.Conn) bool { return c.Local == client && c.Peer == server }))
 	t.Logf("ss: %d retransmits of %d data segments (%d rounds)", ss.retrans, ss.dataSegsOut, rounds)
+	stopDrops() // every chunk is acknowledged: nothing is left to retransmit but a lost FIN
 	cli.Close()
 	if err := <-srvErr; err != nil {
 		t.Fatal(err)
@@ -498,14 +499,21 @@ func (n *testNetns) netem(t *testing.T, op string, args ...string) error {
 	return nil
 }
 
-// dropData drops about one in ten of the data segments (not SYN, FIN or a
-// bare ACK) the host sends to port in the namespace: with netem loss where the
-// kernel has netem, else with an nftables rule in the namespace. It says which.
-func (n *testNetns) dropData(t *testing.T, port uint16) string {
+// dropData drops about one in ten of the segments the host sends to port in
+// the namespace: every kind with netem loss where the kernel has netem, else
+// only data segments (not SYN, FIN or a bare ACK) with an nftables rule in the
+// namespace. It says which, and returns the call that stops the drops: a test
+// stops them before it closes, so that a lost FIN adds no retransmit after ss
+// last read the socket.
+func (n *testNetns) dropData(t *testing.T, port uint16) (how string, stop func()) {
 	t.Helper()
 	netemErr := n.netem(t, "add", "loss", "10%")
 	if netemErr == nil {
-		return "netem loss 10% (every packet)"
+		return "netem loss 10% (every packet)", func() {
+			if err := n.netem(t, "del"); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	rules := fmt.Sprintf(`table inet enetloss {
 	chain in {
@@ -513,12 +521,22 @@ func (n *testNetns) dropData(t *testing.T, port uint16) string {
 		tcp dport %d meta length > 200 numgen random mod 10 == 0 counter drop
 	}
 }`, port)
-	cmd := exec.Command("ip", "netns", "exec", n.name, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("neither netem (%v) nor nftables (%v: %s) can drop packets here", netemErr, err, out)
+	nft := func(stdin string, args ...string) error {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", n.name, "nft"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft %v: %w: %s", args, err, strings.TrimSpace(string(out)))
+		}
+		return nil
 	}
-	return "nftables: one data segment in ten dropped in the namespace"
+	if err := nft(rules, "-f", "-"); err != nil {
+		t.Fatalf("neither netem (%v) nor nftables (%v) can drop packets here", netemErr, err)
+	}
+	return "nftables: one data segment in ten dropped in the namespace", func() {
+		if err := nft("", "delete", "table", "inet", "enetloss"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // listenBacklog0 listens on addr inside the namespace with a backlog of 0.
