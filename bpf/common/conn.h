@@ -18,7 +18,19 @@ static __always_inline void conn_init(struct conn_value *v, const struct sock_in
 	v->stats.start = si->start;
 	v->stats.timestamp = now;
 	v->stats.direction = si->direction;
+	v->stats.cgroup_id = si->cgroup_id;
 	__builtin_memcpy(v->stats.comm, si->comm, sizeof(v->stats.comm));
+}
+
+/* Records who owns the socket, from the task running now: its name and its cgroup (v2) id. Called
+ * where the owner runs in its own context (connect, the first I/O of an accepted socket, UDP I/O),
+ * so the container a process ran in is known even when it has exited by the next poll. The cgroup id
+ * is the inode of the task's cgroup2 directory (bpf_get_current_cgroup_id, 4.18+; 0 on a cgroup v1
+ * only host), which user space resolves to a container (internal/cgroups). */
+static __always_inline void take_owner(struct sock_info *si)
+{
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	si->cgroup_id = bpf_get_current_cgroup_id();
 }
 
 /* Returns the entry for t, inserting a fresh one for the socket when there is none. NULL means

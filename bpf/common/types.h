@@ -159,6 +159,7 @@ struct conn_stats {
 	__u64 duration;	    /* closed connections: ns from start to close */
 	__u64 cookie;	    /* the kernel's socket cookie (ss -e "sk:" shows it); see sock_cookie() */
 	__u64 sock_id;	    /* address of the struct sock: matches a released UDP socket to its entries */
+	__u64 cgroup_id;    /* cgroup v2 id (directory inode) of the owner when it took the socket (take_owner) */
 	struct protocol_stack protocol_stack;
 	__u8 flags;	/* enum conn_flags bits */
 	__u8 direction; /* enum conn_direction */
@@ -198,6 +199,7 @@ struct sock_info {
 	__u64 cookie;		     /* socket cookie, or a synthetic one (see sock_cookie) */
 	__u64 sent_base;	     /* TCP: payload sent before the tracer saw the socket (tcp/counters.h) */
 	__u64 recv_base;	     /* TCP: payload received likewise */
+	__u64 cgroup_id;	     /* the owner's cgroup v2 id (take_owner), 0 until it has one */
 	__u32 pid_hint;		     /* tgid that called connect(), or the listener's owner for accepted sockets */
 	__u32 segs_out_base;	     /* TCP: data_segs_out likewise */
 	__u32 segs_in_base;	     /* TCP: data_segs_in likewise */

@@ -69,7 +69,7 @@ static __always_inline void tcp_io(const struct sock *sk, struct sock_info *si, 
 		if (!si)
 			return;
 	}
-	bpf_get_current_comm(si->comm, sizeof(si->comm));
+	take_owner(si);
 	tcp_track(si, sk, id, current_tgid(), tracing);
 }
 

@@ -127,7 +127,7 @@ static __always_inline int handle_tcp_state(const struct sock *sk, int oldstate,
 		 * port is not chosen yet (inet_hash_connect comes after), so the tuple waits. */
 		struct sock_info *si = tcp_sock_new(sk, id, CONN_DIRECTION_OUTGOING, current_tgid(), newstate, tracing);
 		if (si)
-			bpf_get_current_comm(si->comm, sizeof(si->comm));
+			take_owner(si);
 		return 0;
 	}
 	if (newstate == TCP_SYN_RECV) {

@@ -19,7 +19,7 @@ static __always_inline struct sock_info *udp_sock_get(struct sock_info *si, cons
 	init.start = now;
 	init.cookie = sock_cookie(sk, tracing, now);
 	init.tracked = SOCK_TRACKED;
-	bpf_get_current_comm(init.comm, sizeof(init.comm)); /* UDP I/O runs in the owner's context */
+	take_owner(&init); /* UDP I/O runs in the owner's context */
 	long err = bpf_map_update_elem(&socks, &id, &init, BPF_NOEXIST);
 	si = bpf_map_lookup_elem(&socks, &id);
 	if (!si) {

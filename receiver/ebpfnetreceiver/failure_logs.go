@@ -82,7 +82,7 @@ type failureLogger struct {
 	lb      *metadata.LogsBuilder
 	rac     metadata.ResourceAttributesConfig
 	bucket  tokenBucket
-	resolve func(pid, netns uint32) aggregate.Resource
+	resolve func(pid, netns uint32, cgroupID uint64) aggregate.Resource
 }
 
 // failureBatch is what one poll produced: the records, how many, and how many
@@ -126,7 +126,7 @@ func (f *failureLogger) build(snap conns.Snapshot) failureBatch {
 	observed := pcommon.NewTimestampFromTime(snap.Time)
 	for _, k := range order {
 		idx := groups[k]
-		res := f.resolve(k.pid, k.netns)
+		res := f.resolve(k.pid, k.netns, snap.Closed[idx[0]].CgroupID)
 		res.PID, res.Netns = k.pid, k.netns
 		res.NameFromComm(snap.Closed[idx[0]].Comm)
 		for _, i := range idx {

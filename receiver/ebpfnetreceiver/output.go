@@ -101,6 +101,9 @@ func buildResource(rb *metadata.ResourceBuilder, r aggregate.Resource) pcommon.R
 	if r.ContainerID != "" {
 		rb.SetContainerID(r.ContainerID)
 	}
+	if r.PodUID != "" {
+		rb.SetK8sPodUID(r.PodUID)
+	}
 	return rb.Emit()
 }
 

@@ -8,12 +8,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/cgroups"
 )
 
 // procCacheTTL is how long a process's attributes are kept after the last
@@ -25,9 +25,16 @@ const procCacheTTL = 5 * time.Minute
 // come from the kernel's root pid namespace: in a container the Collector
 // needs the host's /proc (hostPID, or the host /proc mounted and HOST_PROC
 // pointing at it).
+//
+// The container comes from the cgroup id the kernel took when the owner took
+// the socket, resolved on the cgroup2 hierarchy (internal/cgroups): that
+// outlives the process. /proc/<pid>/cgroup is the fallback. The ids are the
+// host's: in a container the Collector needs the node's cgroup2 root mounted
+// (the DaemonSet mounts it at /sys/fs/cgroup) and the host cgroup namespace.
 type procResolver struct {
 	root        string
-	commandLine bool // read /proc/<pid>/cmdline only when process.command_line is on
+	commandLine bool              // read /proc/<pid>/cmdline only when process.command_line is on
+	cgroups     *cgroups.Resolver // nil without a cgroup2 mount
 	cache       map[uint32]procEntry
 }
 
@@ -42,14 +49,37 @@ func newProcResolver(cfg *Config) resourceResolver {
 	if root == "" {
 		root = "/proc"
 	}
-	return &procResolver{
+	r := &procResolver{
 		root:        root,
 		commandLine: cfg.ResourceAttributes.ProcessCommandLine.Enabled,
 		cache:       make(map[uint32]procEntry),
 	}
+	if mnt, err := cgroups.MountPoint(); err == nil { // else cgroup v1 only: the kernel's ids are 0
+		r.cgroups = cgroups.NewResolver(mnt, cgroups.Options{})
+	}
+	return r
 }
 
-func (r *procResolver) resolve(pid, netns uint32) aggregate.Resource {
+func (r *procResolver) resolve(pid, netns uint32, cgroupID uint64) aggregate.Resource {
+	res := r.fromProc(pid, netns)
+	if r.cgroups != nil && cgroupID != 0 {
+		if id, ok := r.cgroups.Lookup(cgroupID); ok {
+			res.ContainerID, res.PodUID = id.ContainerID, id.PodUID
+		}
+	}
+	return res
+}
+
+func (r *procResolver) stats() resolverStats {
+	if r.cgroups == nil {
+		return resolverStats{}
+	}
+	st := r.cgroups.Stats()
+	return resolverStats{UnknownCgroups: st.Unknown, CgroupEvictions: st.Evictions}
+}
+
+// fromProc is what /proc says about the process, cached while it runs.
+func (r *procResolver) fromProc(pid, netns uint32) aggregate.Resource {
 	dir := filepath.Join(r.root, strconv.FormatUint(uint64(pid), 10))
 	start := readStartTime(dir)
 	if e, ok := r.cache[pid]; ok && e.startTime == start {
@@ -58,11 +88,13 @@ func (r *procResolver) resolve(pid, netns uint32) aggregate.Resource {
 		e.res.Netns = netns
 		return e.res
 	}
+	id := identityFromProc(dir)
 	res := aggregate.Resource{
 		PID:            pid,
 		Netns:          netns,
 		ExecutableName: executableName(dir),
-		ContainerID:    containerID(dir),
+		ContainerID:    id.ContainerID,
+		PodUID:         id.PodUID,
 	}
 	if r.commandLine {
 		res.CommandLine = commandLine(dir)
@@ -123,31 +155,38 @@ func commandLine(dir string) string {
 	return strings.TrimSpace(string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '})))
 }
 
-// containerIDPattern matches the 64-hex-digit ids container runtimes put in
-// cgroup paths: /docker/<id>, docker-<id>.scope, cri-containerd-<id>.scope,
-// crio-<id>.scope, libpod-<id>.scope, /kubepods/.../<id>.
-var containerIDPattern = regexp.MustCompile(`[0-9a-f]{64}`)
-
-// containerID returns the container id in the process's cgroup path, or ""
-// when it does not run in a container.
-func containerID(dir string) string {
+// identityFromProc reads the container of a running process from
+// /proc/<pid>/cgroup: the fallback where the kernel gave no cgroup id (a
+// host with cgroup v1 only) or the resolver could not find it.
+func identityFromProc(dir string) cgroups.Identity {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup"))
 	if err != nil {
-		return ""
+		return cgroups.Identity{}
 	}
-	return containerIDFromCgroup(string(b))
+	return identityFromCgroupFile(string(b))
 }
 
-func containerIDFromCgroup(cgroup string) string {
-	for _, line := range strings.Split(cgroup, "\n") {
-		// hierarchy-ID:controller-list:cgroup-path
+// identityFromCgroupFile reads the lines of a /proc/<pid>/cgroup file
+// (hierarchy-ID:controller-list:cgroup-path): the cgroup v2 line ("0::")
+// first, else the first v1 hierarchy whose path names a container or pod
+// (cgroupfs drivers write the same shapes in v1).
+func identityFromCgroupFile(content string) cgroups.Identity {
+	var v1 cgroups.Identity
+	for _, line := range strings.Split(content, "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		if ids := containerIDPattern.FindAllString(parts[2], -1); len(ids) > 0 {
-			return ids[len(ids)-1]
+		id := cgroups.Parse(parts[2])
+		if parts[0] == "0" && parts[1] == "" {
+			if id != (cgroups.Identity{}) {
+				return id
+			}
+			continue
+		}
+		if v1 == (cgroups.Identity{}) {
+			v1 = id
 		}
 	}
-	return ""
+	return v1
 }

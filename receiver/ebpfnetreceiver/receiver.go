@@ -50,8 +50,22 @@ type resolverFactory func(cfg *Config) resourceResolver
 // a process. prune is called once per poll so the resolver can forget
 // processes it has not been asked about for a while.
 type resourceResolver interface {
-	resolve(pid, netns uint32) aggregate.Resource
+	// resolve: cgroupID is the owner's cgroup id from the kernel (0 when
+	// unknown); it names the container even after the process is gone.
+	resolve(pid, netns uint32, cgroupID uint64) aggregate.Resource
 	prune(now time.Time)
+	stats() resolverStats
+}
+
+// resolverStats are a resolver's cumulative counts of what it could not
+// name, exported as the receiver's telemetry.
+type resolverStats struct {
+	// UnknownCgroups counts owners whose cgroup id named no cgroup the
+	// resolver could find (removed longer ago than its grace, or never
+	// seen): their container.id fell back to /proc, or is missing.
+	UnknownCgroups uint64
+	// CgroupEvictions counts cgroups dropped to keep the resolver's bound.
+	CgroupEvictions uint64
 }
 
 // newReceiver is a metrics receiver with a registry of its own (tests).

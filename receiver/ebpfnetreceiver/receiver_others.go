@@ -27,8 +27,10 @@ func newProcResolver(*Config) resourceResolver { return pidOnlyResolver{} }
 
 type pidOnlyResolver struct{}
 
-func (pidOnlyResolver) resolve(pid, netns uint32) aggregate.Resource {
+func (pidOnlyResolver) resolve(pid, netns uint32, _ uint64) aggregate.Resource {
 	return aggregate.Resource{PID: pid, Netns: netns}
 }
 
 func (pidOnlyResolver) prune(time.Time) {}
+
+func (pidOnlyResolver) stats() resolverStats { return resolverStats{} }

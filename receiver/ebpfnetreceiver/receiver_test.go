@@ -66,7 +66,7 @@ func (f *fakeSource) Close() error { f.closed++; return nil }
 // container) and 300 (postgres).
 type fakeResolver struct{}
 
-func (fakeResolver) resolve(pid, netns uint32) aggregate.Resource {
+func (fakeResolver) resolve(pid, netns uint32, _ uint64) aggregate.Resource {
 	r := aggregate.Resource{PID: pid, Netns: netns}
 	switch pid {
 	case 100:
@@ -81,6 +81,8 @@ func (fakeResolver) resolve(pid, netns uint32) aggregate.Resource {
 }
 
 func (fakeResolver) prune(time.Time) {}
+
+func (fakeResolver) stats() resolverStats { return resolverStats{} }
 
 const (
 	hostNetns      = 4026531840

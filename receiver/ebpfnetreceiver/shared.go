@@ -89,6 +89,7 @@ type core struct {
 	resolver resourceResolver
 	counters []tracerCounter // the tracer's counters and the receiver's
 	lastTel  conns.Telemetry
+	lastRes  resolverStats
 	failures *failureLogger // nil when the failure logs are off
 }
 
@@ -138,7 +139,7 @@ func (c *core) acquire() (conns.Source, error) {
 			c.set.Logger.Warn("cannot export the tracer's hook choice", zap.Error(err))
 		}
 	}
-	c.src, c.counters, c.lastTel = src, counters, conns.Telemetry{}
+	c.src, c.counters, c.lastTel, c.lastRes = src, counters, conns.Telemetry{}, resolverStats{}
 	c.resolver = c.reg.newResolver(c.cfg)
 	c.failures = nil
 	if c.failureLogsOn() {
@@ -180,6 +181,20 @@ func (c *core) afterPoll(ctx context.Context, snap conns.Snapshot, stats aggrega
 	c.recordTelemetry(ctx, c.src.Telemetry(), stats)
 	c.emitFailures(ctx, snap)
 	c.resolver.prune(snap.Time)
+	c.recordResolverStats(ctx)
+}
+
+// recordResolverStats adds what the resolver's counts grew by since the last
+// poll to the receiver's telemetry.
+func (c *core) recordResolverStats(ctx context.Context) {
+	cur := c.resolver.stats()
+	if d := cur.UnknownCgroups - c.lastRes.UnknownCgroups; d > 0 {
+		c.telemetry.EbpfnetCgroupUnknown.Add(ctx, int64(d))
+	}
+	if d := cur.CgroupEvictions - c.lastRes.CgroupEvictions; d > 0 {
+		c.telemetry.EbpfnetCgroupEvictions.Add(ctx, int64(d))
+	}
+	c.lastRes = cur
 }
 
 // emitFailures sends the failure logs of snap to the logs consumer and

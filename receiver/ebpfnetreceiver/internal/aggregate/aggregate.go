@@ -47,6 +47,7 @@ type Resource struct {
 	ExecutableName string
 	CommandLine    string
 	ContainerID    string
+	PodUID         string // k8s.pod.uid of the pod the container belongs to
 }
 
 // NameFromComm sets ExecutableName to comm, the kernel's task name of the
@@ -75,9 +76,11 @@ type Config struct {
 	// unknown. Only the metrics are grouped: AttrsOf keeps the address.
 	PeerGroups []PeerGroup
 	OtherPeers string
-	// Resolve fills in a resource the first time the aggregator sees it. It
-	// may be nil; it is called from Update only.
-	Resolve func(pid, netns uint32) Resource
+	// Resolve fills in a resource the first time the aggregator sees it,
+	// from the pid, the netns and the cgroup id the owner had when it took
+	// the connection (conns.Conn.CgroupID, 0 when unknown). It may be nil;
+	// it is called from Update only.
+	Resolve func(pid, netns uint32, cgroupID uint64) Resource
 }
 
 // Stats counts what one Update did.
@@ -125,6 +128,7 @@ type Aggregator struct {
 	cfg       Config
 	peers     *peerMatcher // nil without peer groups
 	comm      string       // task name of the connection being observed (see seriesFor)
+	cgroupID  uint64       // and its owner's cgroup id
 	conns     map[conns.ID]*connState
 	resources map[resourceKey]*resourceState
 	series    [NumMetrics]map[seriesKey]*series
@@ -195,7 +199,7 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 		base.groupPeer(a.peers)
 	}
 	rk := resourceKey{pid: c.PID, netns: c.Netns}
-	a.comm = c.Comm
+	a.comm, a.cgroupID = c.Comm, c.CgroupID
 
 	tx, rx := base.with(AttrIODirection, uint16(IOTransmit)), base.with(AttrIODirection, uint16(IOReceive))
 	a.add(ConnectionIO, st, rk, tx, grown(c.SentBytes, st.sentBytes))
@@ -287,7 +291,7 @@ func (a *Aggregator) seriesFor(m Metric, st *connState, rk resourceKey, attrs At
 	if res == nil {
 		res = &resourceState{Resource: Resource{PID: rk.pid, Netns: rk.netns}}
 		if a.cfg.Resolve != nil {
-			res.Resource = a.cfg.Resolve(rk.pid, rk.netns)
+			res.Resource = a.cfg.Resolve(rk.pid, rk.netns, a.cgroupID)
 			res.PID, res.Netns = rk.pid, rk.netns
 		}
 		a.resources[rk] = res

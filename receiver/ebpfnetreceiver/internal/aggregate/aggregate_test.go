@@ -241,7 +241,7 @@ func TestHistogramBuckets(t *testing.T) {
 // /proc did find is kept.
 func TestCommNamesAGoneProcess(t *testing.T) {
 	cfg := testConfig()
-	cfg.Resolve = func(pid, netns uint32) Resource {
+	cfg.Resolve = func(pid, netns uint32, _ uint64) Resource {
 		if pid == 100 {
 			return Resource{} // exited before the poll
 		}

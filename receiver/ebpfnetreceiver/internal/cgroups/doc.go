@@ -35,20 +35,13 @@
 // given to NewResolver). In a private cgroup namespace MountPoint finds the
 // namespace's root only, and ids of other containers miss.
 //
-// What is left to wire (not done here, it goes with the BPF change):
-//
-//   - BPF: when a socket gets its owner (where the owner's pid and netns
-//     are recorded today), also record bpf_get_current_cgroup_id() (kernel
-//     4.18+, cgroup v2 only; 0 on a v1-only host) in the connection value,
-//     and carry it through the tracer to conns as the owner's cgroup id.
-//   - Receiver: make one Resolver from MountPoint() (or a configured host
-//     path) in receiver_linux.go, and in procinfo_linux.go replace
-//     containerIDFromCgroup (the /proc/<pid>/cgroup regexp) with
-//     Resolver.Lookup(cgroupID): container.id from Identity.ContainerID,
-//     k8s.pod.uid from Identity.PodUID (a new resource attribute in
-//     metadata.yaml). Keep /proc/<pid>/cgroup plus Parse as the fallback
-//     when the cgroup id is 0 (cgroup v1 hosts). Export Stats as the
-//     component's own telemetry.
+// Where the ids come from and go: the tracer's take_owner (bpf/common/conn.h)
+// records bpf_get_current_cgroup_id() (4.18+, cgroup v2; 0 on a v1-only
+// host) when a socket gets its owner, carried to conns.Conn.CgroupID; the
+// receiver's procResolver (procinfo_linux.go) looks it up here for
+// container.id and k8s.pod.uid, with /proc/<pid>/cgroup and Parse as the
+// fallback when the id is 0 or unknown, and exports Stats' Unknown and
+// Evictions as its telemetry.
 //
 // The package is stdlib only and unit tested without a kernel: the
 // Resolver takes its root as a parameter and is tested on a directory tree

@@ -108,7 +108,13 @@ type Conn struct {
 	// first used the connection: the process may be gone, and /proc with it,
 	// by the time the connection is reported. Empty when the kernel saw the
 	// connection only outside the owner's context.
-	Comm      string
+	Comm string
+	// CgroupID is the owner's cgroup v2 id (the inode of its cgroup
+	// directory) taken with Comm, in the owner's context: it names the
+	// container after the process is gone (internal/cgroups resolves it).
+	// 0 when the kernel saw the connection only outside the owner's context,
+	// or on a host without cgroup v2.
+	CgroupID  uint64
 	Direction Direction
 	Flags     Flags
 	Stack     ProtocolStack

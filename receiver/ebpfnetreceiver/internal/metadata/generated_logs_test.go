@@ -22,6 +22,7 @@ func TestLogsBuilderAppendLogRecord(t *testing.T) {
 	rb := lb.NewResourceBuilder()
 	rb.SetContainerID("container.id-val")
 	rb.SetEbpfnetNetnsInode(19)
+	rb.SetK8sPodUID("k8s.pod.uid-val")
 	rb.SetProcessCommandLine("process.command_line-val")
 	rb.SetProcessExecutableName("process.executable.name-val")
 	rb.SetProcessPid(11)

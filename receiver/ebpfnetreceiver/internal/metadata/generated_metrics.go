@@ -1350,6 +1350,12 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 	if mbc.ResourceAttributes.EbpfnetNetnsInode.MetricsExclude != nil {
 		mb.resourceAttributeExcludeFilter["ebpfnet.netns.inode"] = filter.CreateFilter(mbc.ResourceAttributes.EbpfnetNetnsInode.MetricsExclude)
 	}
+	if mbc.ResourceAttributes.K8sPodUID.MetricsInclude != nil {
+		mb.resourceAttributeIncludeFilter["k8s.pod.uid"] = filter.CreateFilter(mbc.ResourceAttributes.K8sPodUID.MetricsInclude)
+	}
+	if mbc.ResourceAttributes.K8sPodUID.MetricsExclude != nil {
+		mb.resourceAttributeExcludeFilter["k8s.pod.uid"] = filter.CreateFilter(mbc.ResourceAttributes.K8sPodUID.MetricsExclude)
+	}
 	if mbc.ResourceAttributes.ProcessCommandLine.MetricsInclude != nil {
 		mb.resourceAttributeIncludeFilter["process.command_line"] = filter.CreateFilter(mbc.ResourceAttributes.ProcessCommandLine.MetricsInclude)
 	}

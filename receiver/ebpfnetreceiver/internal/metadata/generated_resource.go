@@ -35,6 +35,13 @@ func (rb *ResourceBuilder) SetEbpfnetNetnsInode(val int64) {
 	}
 }
 
+// SetK8sPodUID sets provided value as "k8s.pod.uid" attribute.
+func (rb *ResourceBuilder) SetK8sPodUID(val string) {
+	if rb.config.K8sPodUID.Enabled {
+		rb.res.Attributes().PutStr("k8s.pod.uid", val)
+	}
+}
+
 // SetProcessCommandLine sets provided value as "process.command_line" attribute.
 func (rb *ResourceBuilder) SetProcessCommandLine(val string) {
 	if rb.config.ProcessCommandLine.Enabled {

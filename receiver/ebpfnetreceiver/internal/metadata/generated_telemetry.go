@@ -29,6 +29,8 @@ type TelemetryBuilder struct {
 	mu                               sync.Mutex
 	registrations                    []metric.Registration
 	EbpfnetAggregationOverflow       metric.Int64Counter
+	EbpfnetCgroupEvictions           metric.Int64Counter
+	EbpfnetCgroupUnknown             metric.Int64Counter
 	EbpfnetFailureLogsDropped        metric.Int64Counter
 	EbpfnetTracerClassified          metric.Int64Counter
 	EbpfnetTracerClassifyShort       metric.Int64Counter
@@ -106,6 +108,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_aggregation_overflow",
 		metric.WithDescription("Connections whose data was folded into the overflow series (otel.metric.overflow=true) because the metric already had aggregation.max_series series, counted once per connection and metric. [Alpha]"),
 		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetCgroupEvictions, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_cgroup_evictions",
+		metric.WithDescription("Cgroups the container resolver forgot to keep its bound (16384 cgroups); a later connection from one of them walks the cgroup hierarchy again. Not a loss unless the cgroup is gone by then (then ebpfnet_cgroup_unknown counts it). [Alpha]"),
+		metric.WithUnit("{cgroup}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetCgroupUnknown, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_cgroup_unknown",
+		metric.WithDescription("Processes whose cgroup id, taken by the kernel when they took a socket, named no cgroup the resolver could find (removed longer ago than its 2 minute grace, or not readable); their container.id and k8s.pod.uid come from /proc/<pid>/cgroup if the process still runs, else they are missing. [Alpha]"),
+		metric.WithUnit("{process}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetFailureLogsDropped, err = builder.meter.Int64Counter(

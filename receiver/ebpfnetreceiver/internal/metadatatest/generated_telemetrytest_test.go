@@ -25,6 +25,8 @@ func TestSetupTelemetry(t *testing.T) {
 		return nil
 	}))
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
+	tb.EbpfnetCgroupEvictions.Add(context.Background(), 1)
+	tb.EbpfnetCgroupUnknown.Add(context.Background(), 1)
 	tb.EbpfnetFailureLogsDropped.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassified.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassifyShort.Add(context.Background(), 1)
@@ -42,6 +44,12 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetTracerTupleReused.Add(context.Background(), 1)
 	tb.EbpfnetTracerUnclassified.Add(context.Background(), 1)
 	AssertEqualEbpfnetAggregationOverflow(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetCgroupEvictions(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetCgroupUnknown(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetFailureLogsDropped(t, testTel,

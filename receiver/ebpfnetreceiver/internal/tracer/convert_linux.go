@@ -64,6 +64,7 @@ func connFromBPF(t *netflowConnTuple, v *netflowConnValue, c clock) conns.Conn {
 		Key:         keyFromBPF(t),
 		Cookie:      s.Cookie,
 		Comm:        cString(s.Comm[:]),
+		CgroupID:    s.CgroupId,
 		Direction:   conns.Direction(s.Direction),
 		Flags:       conns.Flags(s.Flags) & conns.FlagAssured,
 		SentBytes:   s.SentBytes,

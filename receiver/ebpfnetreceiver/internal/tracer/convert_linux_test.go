@@ -25,11 +25,11 @@ func TestABISizes(t *testing.T) {
 		got, want uintptr
 	}{
 		{"conn_tuple", unsafe.Sizeof(netflowConnTuple{}), 48},
-		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 96},
+		{"conn_stats", unsafe.Sizeof(netflowConnStats{}), 104},
 		{"tcp_stats", unsafe.Sizeof(netflowTcpStats{}), 16},
-		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 112},
-		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 168},
-		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 128},
+		{"conn_value", unsafe.Sizeof(netflowConnValue{}), 120},
+		{"conn_record", unsafe.Sizeof(netflowConnRecord{}), 176},
+		{"sock_info", unsafe.Sizeof(netflowSockInfo{}), 136},
 		{"port_binding", unsafe.Sizeof(netflowPortBinding{}), 8},
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 		{"protocol_stack", unsafe.Sizeof(netflowProtocolStack{}), 4},

@@ -67,6 +67,7 @@ type netflowConnStats struct {
 	Duration      uint64
 	Cookie        uint64
 	SockId        uint64
+	CgroupId      uint64
 	ProtocolStack netflowProtocolStack
 	Flags         uint8
 	Direction     uint8
@@ -157,6 +158,7 @@ type netflowSockInfo struct {
 	Cookie        uint64
 	SentBase      uint64
 	RecvBase      uint64
+	CgroupId      uint64
 	PidHint       uint32
 	SegsOutBase   uint32
 	SegsInBase    uint32

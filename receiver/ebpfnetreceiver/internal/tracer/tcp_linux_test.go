@@ -137,8 +137,8 @@ func exchangeAndCheck(t *testing.T, col *collector, network, addr string, send, 
 		}
 		// The connecting end's name is taken at connect(), the accepted end's at its
 		// first I/O; an accepted socket that never did any has none.
-		if wantComm := selfComm(t); (isClient || send+recv > 0) && c.Comm != wantComm {
-			t.Errorf("%v end: comm %q, want %q", wantDir, c.Comm, wantComm)
+		if wantComm, wantCgroup := selfComm(t), selfCgroupID(t); (isClient || send+recv > 0) && (c.Comm != wantComm || c.CgroupID != wantCgroup) {
+			t.Errorf("%v end: comm %q cgroup id %d, want %q %d", wantDir, c.Comm, c.CgroupID, wantComm, wantCgroup)
 		}
 		if c.Duration <= 0 || c.Start.IsZero() {
 			t.Errorf("%v end: duration %v start %v", wantDir, c.Duration, c.Start)

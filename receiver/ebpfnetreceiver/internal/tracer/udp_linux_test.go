@@ -100,10 +100,10 @@ func udpPeers(t *testing.T, network, addr string) {
 			w := want[[2]netip.AddrPort{c.Local, c.Peer}]
 			if c.Direction != w.Direction || c.SentBytes != w.SentBytes || c.RecvBytes != w.RecvBytes ||
 				c.SentPackets != w.SentPackets || c.RecvPackets != w.RecvPackets || c.PID != pid() || c.Netns != selfNetns(t) ||
-				c.Comm != selfComm(t) {
-				t.Errorf("%s: %v->%v: got dir=%v sent=%d/%d recv=%d/%d pid=%d netns=%d comm=%q, want dir=%v sent=%d/%d recv=%d/%d",
-					stage, c.Local, c.Peer, c.Direction, c.SentBytes, c.SentPackets, c.RecvBytes, c.RecvPackets, c.PID, c.Netns, c.Comm,
-					w.Direction, w.SentBytes, w.SentPackets, w.RecvBytes, w.RecvPackets)
+				c.Comm != selfComm(t) || c.CgroupID != selfCgroupID(t) {
+				t.Errorf("%s: %v->%v: got dir=%v sent=%d/%d recv=%d/%d pid=%d netns=%d comm=%q cgroup id=%d, want dir=%v sent=%d/%d recv=%d/%d (cgroup id %d)",
+					stage, c.Local, c.Peer, c.Direction, c.SentBytes, c.SentPackets, c.RecvBytes, c.RecvPackets, c.PID, c.Netns, c.Comm, c.CgroupID,
+					w.Direction, w.SentBytes, w.SentPackets, w.RecvBytes, w.RecvPackets, selfCgroupID(t))
 			}
 		}
 	}
