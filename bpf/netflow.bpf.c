@@ -26,6 +26,7 @@
 #include "udp/peer.h"
 #include "udp/io.h"
 #include "protocols/hook.h"
+#include "cgroup/mkdir.h"
 #include "maps/io_args.h"
 #include "maps/guard.h"
 #include "maps/tcp_known.h"
@@ -46,6 +47,7 @@ const enum proto_application *unused_proto_application __attribute__((unused));
 const enum proto_encryption *unused_proto_encryption __attribute__((unused));
 const enum stack_flags *unused_stack_flags __attribute__((unused));
 const struct classify_state *unused_classify_state __attribute__((unused));
+const struct cgroup_path *unused_cgroup_path __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup, of its socket storage or of the socket table: the kernel counts its
@@ -129,6 +131,22 @@ SEC("raw_tp/tcp_destroy_sock")
 int BPF_PROG(enet_rt_destroy, struct sock *sk)
 {
 	return handle_tcp_destroy(sk, false);
+}
+
+/* ---- New cgroups, so that a container shorter than a poll is still named (cgroup/mkdir.h) ---- */
+
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(enet_tp_cgmkdir, struct cgroup *cgrp, const char *path)
+{
+	handle_cgroup_mkdir(cgrp, path);
+	return 0;
+}
+
+SEC("raw_tp/cgroup_mkdir")
+int BPF_PROG(enet_rt_cgmkdir, struct cgroup *cgrp, const char *path)
+{
+	handle_cgroup_mkdir(cgrp, path);
+	return 0;
 }
 
 /* ---- TCP life cycle without a recursion guard: cgroup sock_ops (tcp/sockops.h) ---- */

@@ -12,6 +12,10 @@
 /* closed: about 27,000 records, 1.4 s of closes at 20,000 connections per second, so a reader
  * delayed by a busy CPU or a GC pause rarely falls back to the table (delayed, not lost). */
 #define CLOSED_RING_BYTES (4 << 20)
+/* cgroup_paths: cgroups created between two polls (a burst of container starts), each with a path of
+ * up to CGROUP_PATH_BYTES - 1 characters: kubelet's deepest systemd paths are under 200. */
+#define CGROUP_PATHS_ENTRIES 4096
+#define CGROUP_PATH_BYTES 512
 /* Protocol classification: payload packets of one connection examined before giving up, and
  * bytes of one packet a classifier may read (protocols/). */
 #define CLASSIFY_MAX_PACKETS 8

@@ -44,6 +44,7 @@ enum telemetry_counter {
 	TELEMETRY_CLASSIFIED,	  /* a connection's protocol stack was decided (some layer known) */
 	TELEMETRY_UNCLASSIFIED,	  /* a connection with payload was left unknown */
 	TELEMETRY_CLASSIFY_SHORT, /* a classifier needed more bytes than the packet held */
+	TELEMETRY_CGROUP_PATH_LOST, /* cgroup_paths insert or path read failed: resolved by a walk, if still there */
 	TELEMETRY_COUNTER_MAX,
 };
 
@@ -227,6 +228,13 @@ struct udp_peer {
 	__u64 addr_l;
 	__u16 port; /* host byte order */
 	__u16 _pad[3];
+};
+
+/* The path of a cgroup2 directory the kernel created, from the hierarchy's root (cgroup/mkdir.h). len
+ * counts the terminating NUL: len == CGROUP_PATH_BYTES means the path may be cut short. */
+struct cgroup_path {
+	__u32 len;
+	char path[CGROUP_PATH_BYTES];
 };
 
 #endif

@@ -14,6 +14,7 @@ import (
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/cgroups"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
 // procCacheTTL is how long a process's attributes are kept after the last
@@ -76,6 +77,15 @@ func (r *procResolver) stats() resolverStats {
 	}
 	st := r.cgroups.Stats()
 	return resolverStats{UnknownCgroups: st.Unknown, CgroupEvictions: st.Evictions}
+}
+
+func (r *procResolver) learn(created []conns.CgroupPath) {
+	if r.cgroups == nil {
+		return
+	}
+	for _, c := range created {
+		r.cgroups.Created(c.ID, c.Path)
+	}
 }
 
 // fromProc is what /proc says about the process, cached while it runs.

@@ -55,6 +55,9 @@ type resourceResolver interface {
 	resolve(pid, netns uint32, cgroupID uint64) aggregate.Resource
 	prune(now time.Time)
 	stats() resolverStats
+	// learn records the cgroups the kernel created since the last poll
+	// (conns.Snapshot.Cgroups), before the poll's connections are resolved.
+	learn([]conns.CgroupPath)
 }
 
 // resolverStats are a resolver's cumulative counts of what it could not

@@ -34,3 +34,5 @@ func (pidOnlyResolver) resolve(pid, netns uint32, _ uint64) aggregate.Resource {
 func (pidOnlyResolver) prune(time.Time) {}
 
 func (pidOnlyResolver) stats() resolverStats { return resolverStats{} }
+
+func (pidOnlyResolver) learn([]conns.CgroupPath) {}

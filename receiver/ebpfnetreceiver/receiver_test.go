@@ -84,6 +84,8 @@ func (fakeResolver) prune(time.Time) {}
 
 func (fakeResolver) stats() resolverStats { return resolverStats{} }
 
+func (fakeResolver) learn([]conns.CgroupPath) {}
+
 const (
 	hostNetns      = 4026531840
 	containerNetns = 4026532001

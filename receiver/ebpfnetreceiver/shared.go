@@ -227,6 +227,7 @@ func (c *core) poll(ctx context.Context) (conns.Snapshot, error) {
 	if snap.Time.IsZero() {
 		snap.Time = c.reg.now()
 	}
+	c.resolver.learn(snap.Cgroups)
 	return snap, nil
 }
 

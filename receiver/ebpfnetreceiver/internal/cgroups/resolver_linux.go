@@ -208,6 +208,24 @@ func (r *Resolver) walk(now time.Time, want uint64) {
 	}
 }
 
+// Created records a cgroup the kernel reported created (the tracer's
+// cgroup_mkdir hook), path being from the hierarchy's root: one created and
+// removed between two walks is still known, for Grace after a walk finds it
+// gone. It goes to the front of the LRU list: its processes' sockets are
+// about to be looked up.
+func (r *Resolver) Created(id uint64, path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record(id, path)
+	r.lru.MoveToFront(r.entries[id])
+	for len(r.entries) > r.opts.MaxEntries {
+		el := r.lru.Back()
+		r.lru.Remove(el)
+		delete(r.entries, el.Value.(*entry).id)
+		r.stats.Evictions++
+	}
+}
+
 // record adds or refreshes one directory. A new one goes to the back of the
 // LRU list: a walk sees every cgroup of the host, most never looked up, and
 // those must be evicted before the ones lookups use. An inode number seen

@@ -232,3 +232,42 @@ func TestResolverBound(t *testing.T) {
 		}
 	}
 }
+
+// TestResolverCreated: a cgroup the kernel reported created and that is
+// gone before any walk (a container shorter than a poll) resolves without a
+// walk, lasts Grace past the first walk that misses it, and counts toward
+// the bound.
+func TestResolverCreated(t *testing.T) {
+	r, _, clk := newTestResolver(t, Options{Grace: time.Minute, MinRewalk: time.Second, MaxEntries: 2})
+	const id = 77 // no directory of the tree has it: the cgroup is gone
+	r.Created(id, dockerPath)
+	if got, ok := r.Lookup(id); !ok || got != (Identity{cid2, "", RuntimeDocker}) {
+		t.Fatalf("created cgroup = %+v, %v", got, ok)
+	}
+	if s := r.Stats(); s.Walks != 0 || s.Hits != 1 {
+		t.Fatalf("stats %+v, want one hit and no walk", s)
+	}
+	clk.advance(2 * time.Second)
+	r.Lookup(unknownID) // walks: the directory is not there
+	if _, ok := r.Lookup(id); !ok {
+		t.Fatal("created cgroup dropped at the first walk, before its grace")
+	}
+	clk.advance(time.Minute)
+	r.Lookup(unknownID)
+	if _, ok := r.Lookup(id); ok {
+		t.Error("created cgroup kept past its grace")
+	}
+	// The bound: the two newest of three created are kept (the tree's root,
+	// walked but never looked up, and the oldest creation are evicted).
+	before, ev := r.Len(), r.Stats().Evictions
+	r.Created(1, "/a")
+	r.Created(2, "/b")
+	r.Created(3, "/c")
+	_, has1 := r.Path(1)
+	_, has2 := r.Path(2)
+	_, has3 := r.Path(3)
+	if evicted := r.Stats().Evictions - ev; has1 || !has2 || !has3 || r.Len() != 2 || evicted != uint64(before+3-2) {
+		t.Errorf("after three creations with MaxEntries 2: kept 1:%v 2:%v 3:%v, len %d, %d evicted; want 2 and 3 kept, %d evicted",
+			has1, has2, has3, r.Len(), evicted, before+3-2)
+	}
+}

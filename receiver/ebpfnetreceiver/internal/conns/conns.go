@@ -153,6 +153,17 @@ type Snapshot struct {
 	Closed []Conn
 	// Time is when the poll read the kernel.
 	Time time.Time
+	// Cgroups are the cgroup2 directories the kernel created since the
+	// previous poll: a connection's CgroupID may name one that is gone by
+	// now, which no walk of the hierarchy would find.
+	Cgroups []CgroupPath
+}
+
+// CgroupPath is one cgroup2 directory: its id (Conn.CgroupID) and its path
+// from the hierarchy's root.
+type CgroupPath struct {
+	ID   uint64
+	Path string
 }
 
 // Telemetry counts everything the tracer could not record. Each field's
@@ -216,6 +227,11 @@ type Telemetry struct {
 	Classified    uint64 `telemetry:"Classified"`
 	Unclassified  uint64 `telemetry:"Unclassified"`
 	ClassifyShort uint64 `telemetry:"ClassifyShort"`
+	// CgroupPathLost: a new cgroup whose path the kernel side could not
+	// record (its table full, the path unreadable or longer than it holds).
+	// Its connections are named only if the cgroup still exists when the
+	// resolver walks the hierarchy.
+	CgroupPathLost uint64 `telemetry:"CgroupPathLost"`
 }
 
 // Drops returns the sum of the counters that mean data was lost: a table

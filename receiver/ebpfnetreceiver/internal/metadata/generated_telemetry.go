@@ -32,6 +32,7 @@ type TelemetryBuilder struct {
 	EbpfnetCgroupEvictions           metric.Int64Counter
 	EbpfnetCgroupUnknown             metric.Int64Counter
 	EbpfnetFailureLogsDropped        metric.Int64Counter
+	EbpfnetTracerCgroupPathLost      metric.Int64Counter
 	EbpfnetTracerClassified          metric.Int64Counter
 	EbpfnetTracerClassifyShort       metric.Int64Counter
 	EbpfnetTracerClosedLost          metric.Int64Counter
@@ -112,13 +113,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetCgroupEvictions, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_cgroup_evictions",
-		metric.WithDescription("Cgroups the container resolver forgot to keep its bound (16384 cgroups); a later connection from one of them walks the cgroup hierarchy again. Not a loss unless the cgroup is gone by then (then ebpfnet_cgroup_unknown counts it). [Alpha]"),
+		metric.WithDescription("Cgroups the container resolver forgot to keep its bound (cgroups.DefaultMaxEntries); a later connection from one of them walks the cgroup hierarchy again. Not a loss unless the cgroup is gone by then (then ebpfnet_cgroup_unknown counts it). [Alpha]"),
 		metric.WithUnit("{cgroup}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetCgroupUnknown, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_cgroup_unknown",
-		metric.WithDescription("Processes whose cgroup id, taken by the kernel when they took a socket, named no cgroup the resolver could find (removed longer ago than its 2 minute grace, or not readable); their container.id and k8s.pod.uid come from /proc/<pid>/cgroup if the process still runs, else they are missing. [Alpha]"),
+		metric.WithDescription("Processes whose cgroup id, taken by the kernel when they took a socket, named no cgroup the resolver could find (removed longer ago than its grace, cgroups.DefaultGrace, or not readable); their container.id and k8s.pod.uid come from /proc/<pid>/cgroup if the process still runs, else they are missing. [Alpha]"),
 		metric.WithUnit("{process}"),
 	)
 	errs = errors.Join(errs, err)
@@ -126,6 +127,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_failure_logs_dropped",
 		metric.WithDescription("Failed TCP connections that got no log record because failure_logs::max_per_second was exhausted (the records over the rate), counted once per connection. The failure is still counted in ebpfnet.tcp.failure.count. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerCgroupPathLost, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_cgroup_path_lost",
+		metric.WithDescription("New cgroups whose path the kernel side could not record (its table of cgroups created since the last poll full, or a path longer than it holds). Connections from such a cgroup get container.id and k8s.pod.uid only if the cgroup still exists when the resolver walks the hierarchy (see ebpfnet_cgroup_unknown). [Alpha]"),
+		metric.WithUnit("{cgroup}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerClassified, err = builder.meter.Int64Counter(

@@ -40,7 +40,7 @@ func AssertEqualEbpfnetAggregationOverflow(t *testing.T, tt *componenttest.Telem
 func AssertEqualEbpfnetCgroupEvictions(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_cgroup_evictions",
-		Description: "Cgroups the container resolver forgot to keep its bound (16384 cgroups); a later connection from one of them walks the cgroup hierarchy again. Not a loss unless the cgroup is gone by then (then ebpfnet_cgroup_unknown counts it). [Alpha]",
+		Description: "Cgroups the container resolver forgot to keep its bound (cgroups.DefaultMaxEntries); a later connection from one of them walks the cgroup hierarchy again. Not a loss unless the cgroup is gone by then (then ebpfnet_cgroup_unknown counts it). [Alpha]",
 		Unit:        "{cgroup}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -56,7 +56,7 @@ func AssertEqualEbpfnetCgroupEvictions(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualEbpfnetCgroupUnknown(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_cgroup_unknown",
-		Description: "Processes whose cgroup id, taken by the kernel when they took a socket, named no cgroup the resolver could find (removed longer ago than its 2 minute grace, or not readable); their container.id and k8s.pod.uid come from /proc/<pid>/cgroup if the process still runs, else they are missing. [Alpha]",
+		Description: "Processes whose cgroup id, taken by the kernel when they took a socket, named no cgroup the resolver could find (removed longer ago than its grace, cgroups.DefaultGrace, or not readable); their container.id and k8s.pod.uid come from /proc/<pid>/cgroup if the process still runs, else they are missing. [Alpha]",
 		Unit:        "{process}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -81,6 +81,22 @@ func AssertEqualEbpfnetFailureLogsDropped(t *testing.T, tt *componenttest.Teleme
 		},
 	}
 	got, err := tt.GetMetric("otelcol_ebpfnet_failure_logs_dropped")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualEbpfnetTracerCgroupPathLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_ebpfnet_tracer_cgroup_path_lost",
+		Description: "New cgroups whose path the kernel side could not record (its table of cgroups created since the last poll full, or a path longer than it holds). Connections from such a cgroup get container.id and k8s.pod.uid only if the cgroup still exists when the resolver walks the hierarchy (see ebpfnet_cgroup_unknown). [Alpha]",
+		Unit:        "{cgroup}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_ebpfnet_tracer_cgroup_path_lost")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

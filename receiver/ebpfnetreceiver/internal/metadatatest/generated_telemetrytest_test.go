@@ -28,6 +28,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetCgroupEvictions.Add(context.Background(), 1)
 	tb.EbpfnetCgroupUnknown.Add(context.Background(), 1)
 	tb.EbpfnetFailureLogsDropped.Add(context.Background(), 1)
+	tb.EbpfnetTracerCgroupPathLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassified.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassifyShort.Add(context.Background(), 1)
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
@@ -53,6 +54,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetFailureLogsDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerCgroupPathLost(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerClassified(t, testTel,

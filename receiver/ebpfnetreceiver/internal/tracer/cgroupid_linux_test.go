@@ -4,8 +4,10 @@ package tracer
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -182,4 +184,61 @@ func TestOwnerCgroupID(t *testing.T) {
 	check("UDP client", col.waitClosed(1, 5*time.Second, func(c conns.Conn) bool {
 		return c.Transport == conns.TransportUDP && c.Local == udpClient && c.Peer == udpPeer
 	})[0], ownerUDPBytes)
+}
+
+// TestCreatedCgroupPaths: a cgroup created and removed between two polls (a
+// container shorter than a poll) comes in the next snapshot's Cgroups with
+// its id (the directory's inode) and its path from the cgroup2 root, and in
+// no later one.
+func TestCreatedCgroupPaths(t *testing.T) {
+	tr := startTracer(t, Config{})
+	mnt, err := cgroups.MountPoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Poll(context.Background()); err != nil { // drain what came before
+		t.Fatal(err)
+	}
+	parent, err := os.MkdirTemp(mnt, "ebpfnet-mkdir-test-")
+	if err != nil {
+		t.Fatalf("a cgroup: %v", err)
+	}
+	child := filepath.Join(parent, "libpod-"+strings.Repeat("ab", 32))
+	if err := os.Mkdir(child, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{
+		cgroupInode(t, parent): "/" + filepath.Base(parent),
+		cgroupInode(t, child):  "/" + filepath.Base(parent) + "/" + filepath.Base(child),
+	}
+	for _, d := range []string{child, parent} {
+		if err := os.Remove(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := tr.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]string{}
+	for _, c := range snap.Cgroups {
+		if _, ours := want[c.ID]; ours {
+			got[c.ID] = c.Path
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("created cgroups in the snapshot: %v, want %v (all: %v)", got, want, snap.Cgroups)
+	}
+	if lost := tr.Telemetry().CgroupPathLost; lost != 0 {
+		t.Errorf("CgroupPathLost = %d, want 0", lost)
+	}
+	snap, err = tr.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range snap.Cgroups {
+		if _, ours := want[c.ID]; ours {
+			t.Errorf("cgroup %d %s reported again by the next poll", c.ID, c.Path)
+		}
+	}
 }

@@ -143,6 +143,10 @@ func hookTable(p *netflowProgramSpecs, classify bool) []dataPoint {
 			// the kernel then clears: see bpf/tcp/health.h.
 			{ModeCgroup, "cgroup", []program{cgroup(p.EnetCgSockops), cgroup(p.EnetCgSockerr)}},
 		}},
+		{name: "cgroup_paths", gives: "the paths of cgroups created while the tracer runs, so that a container shorter than a poll is named", candidates: []candidate{
+			{ModeTracepoint, hookTPBTF, []program{{spec: p.EnetTpCgmkdir, kind: attachTPBTF, target: "cgroup_mkdir"}}},
+			{ModeTracepoint, "raw_tp", []program{rawTP(p.EnetRtCgmkdir, "cgroup_mkdir")}},
+		}},
 		{name: "tcp_counts", gives: "the counts of open TCP connections, at each poll", candidates: []candidate{
 			{ModeIterator, "iter", []program{iterator(p.EnetItConns, "conns")}},
 			// Where the kernel refuses iterators (EPERM on this machine kind's 6.18.44):

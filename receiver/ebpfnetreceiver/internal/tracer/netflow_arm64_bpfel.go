@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type netflowCgroupPath struct {
+	_    structs.HostLayout
+	Len  uint32
+	Path [512]int8
+}
+
 type netflowClassifyState struct {
 	_         structs.HostLayout
 	Stack     netflowProtocolStack
@@ -222,7 +228,8 @@ const (
 	netflowTelemetryCounterTELEMETRY_CLASSIFIED          netflowTelemetryCounter = 9
 	netflowTelemetryCounterTELEMETRY_UNCLASSIFIED        netflowTelemetryCounter = 10
 	netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT      netflowTelemetryCounter = 11
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 12
+	netflowTelemetryCounterTELEMETRY_CGROUP_PATH_LOST    netflowTelemetryCounter = 12
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 13
 )
 
 type netflowUdpPeer struct {
@@ -237,6 +244,8 @@ type netflowUdpPeer struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	netflowMapCgroupPathScratch      = "cgroup_path_scratch"
+	netflowMapCgroupPaths            = "cgroup_paths"
 	netflowMapClosed                 = "closed"
 	netflowMapConns                  = "conns"
 	netflowMapGuardDepth             = "guard_depth"
@@ -291,18 +300,21 @@ const (
 	netflowProgEnetKrUsend           = "enet_kr_usend"
 	netflowProgEnetPrCookie          = "enet_pr_cookie"
 	netflowProgEnetRnRefresh         = "enet_rn_refresh"
+	netflowProgEnetRtCgmkdir         = "enet_rt_cgmkdir"
 	netflowProgEnetRtDestroy         = "enet_rt_destroy"
 	netflowProgEnetRtState           = "enet_rt_state"
 	netflowProgEnetTbDestroy         = "enet_tb_destroy"
 	netflowProgEnetTbRecv            = "enet_tb_recv"
 	netflowProgEnetTbSend            = "enet_tb_send"
 	netflowProgEnetTbState           = "enet_tb_state"
+	netflowProgEnetTpCgmkdir         = "enet_tp_cgmkdir"
 	netflowProgEnetTpDestroy         = "enet_tp_destroy"
 	netflowProgEnetTpRecv            = "enet_tp_recv"
 	netflowProgEnetTpSend            = "enet_tp_send"
 	netflowProgEnetTpState           = "enet_tp_state"
 	netflowVarCookieHelper           = "cookie_helper"
 	netflowVarSampleTcpHealth        = "sample_tcp_health"
+	netflowVarUnusedCgroupPath       = "unused_cgroup_path"
 	netflowVarUnusedClassifyState    = "unused_classify_state"
 	netflowVarUnusedConnDirection    = "unused_conn_direction"
 	netflowVarUnusedConnFlags        = "unused_conn_flags"
@@ -404,12 +416,14 @@ type netflowProgramSpecs struct {
 	EnetKrUsend    *ebpf.ProgramSpec `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.ProgramSpec `ebpf:"enet_pr_cookie"`
 	EnetRnRefresh  *ebpf.ProgramSpec `ebpf:"enet_rn_refresh"`
+	EnetRtCgmkdir  *ebpf.ProgramSpec `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.ProgramSpec `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.ProgramSpec `ebpf:"enet_rt_state"`
 	EnetTbDestroy  *ebpf.ProgramSpec `ebpf:"enet_tb_destroy"`
 	EnetTbRecv     *ebpf.ProgramSpec `ebpf:"enet_tb_recv"`
 	EnetTbSend     *ebpf.ProgramSpec `ebpf:"enet_tb_send"`
 	EnetTbState    *ebpf.ProgramSpec `ebpf:"enet_tb_state"`
+	EnetTpCgmkdir  *ebpf.ProgramSpec `ebpf:"enet_tp_cgmkdir"`
 	EnetTpDestroy  *ebpf.ProgramSpec `ebpf:"enet_tp_destroy"`
 	EnetTpRecv     *ebpf.ProgramSpec `ebpf:"enet_tp_recv"`
 	EnetTpSend     *ebpf.ProgramSpec `ebpf:"enet_tp_send"`
@@ -420,17 +434,19 @@ type netflowProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netflowMapSpecs struct {
-	Closed      *ebpf.MapSpec `ebpf:"closed"`
-	Conns       *ebpf.MapSpec `ebpf:"conns"`
-	GuardDepth  *ebpf.MapSpec `ebpf:"guard_depth"`
-	IoArgs      *ebpf.MapSpec `ebpf:"io_args"`
-	ListenPorts *ebpf.MapSpec `ebpf:"listen_ports"`
-	Socks       *ebpf.MapSpec `ebpf:"socks"`
-	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
-	TcpKnown    *ebpf.MapSpec `ebpf:"tcp_known"`
-	Telemetry   *ebpf.MapSpec `ebpf:"telemetry"`
-	UdpCookies  *ebpf.MapSpec `ebpf:"udp_cookies"`
-	UdpPending  *ebpf.MapSpec `ebpf:"udp_pending"`
+	CgroupPathScratch *ebpf.MapSpec `ebpf:"cgroup_path_scratch"`
+	CgroupPaths       *ebpf.MapSpec `ebpf:"cgroup_paths"`
+	Closed            *ebpf.MapSpec `ebpf:"closed"`
+	Conns             *ebpf.MapSpec `ebpf:"conns"`
+	GuardDepth        *ebpf.MapSpec `ebpf:"guard_depth"`
+	IoArgs            *ebpf.MapSpec `ebpf:"io_args"`
+	ListenPorts       *ebpf.MapSpec `ebpf:"listen_ports"`
+	Socks             *ebpf.MapSpec `ebpf:"socks"`
+	Stacks            *ebpf.MapSpec `ebpf:"stacks"`
+	TcpKnown          *ebpf.MapSpec `ebpf:"tcp_known"`
+	Telemetry         *ebpf.MapSpec `ebpf:"telemetry"`
+	UdpCookies        *ebpf.MapSpec `ebpf:"udp_cookies"`
+	UdpPending        *ebpf.MapSpec `ebpf:"udp_pending"`
 }
 
 // netflowVariableSpecs contains global variables before they are loaded into the kernel.
@@ -439,6 +455,7 @@ type netflowMapSpecs struct {
 type netflowVariableSpecs struct {
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
+	UnusedCgroupPath       *ebpf.VariableSpec `ebpf:"unused_cgroup_path"`
 	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.VariableSpec `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.VariableSpec `ebpf:"unused_conn_flags"`
@@ -475,21 +492,25 @@ func (o *netflowObjects) Close() error {
 //
 // It can be passed to loadNetflowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netflowMaps struct {
-	Closed      *ebpf.Map `ebpf:"closed"`
-	Conns       *ebpf.Map `ebpf:"conns"`
-	GuardDepth  *ebpf.Map `ebpf:"guard_depth"`
-	IoArgs      *ebpf.Map `ebpf:"io_args"`
-	ListenPorts *ebpf.Map `ebpf:"listen_ports"`
-	Socks       *ebpf.Map `ebpf:"socks"`
-	Stacks      *ebpf.Map `ebpf:"stacks"`
-	TcpKnown    *ebpf.Map `ebpf:"tcp_known"`
-	Telemetry   *ebpf.Map `ebpf:"telemetry"`
-	UdpCookies  *ebpf.Map `ebpf:"udp_cookies"`
-	UdpPending  *ebpf.Map `ebpf:"udp_pending"`
+	CgroupPathScratch *ebpf.Map `ebpf:"cgroup_path_scratch"`
+	CgroupPaths       *ebpf.Map `ebpf:"cgroup_paths"`
+	Closed            *ebpf.Map `ebpf:"closed"`
+	Conns             *ebpf.Map `ebpf:"conns"`
+	GuardDepth        *ebpf.Map `ebpf:"guard_depth"`
+	IoArgs            *ebpf.Map `ebpf:"io_args"`
+	ListenPorts       *ebpf.Map `ebpf:"listen_ports"`
+	Socks             *ebpf.Map `ebpf:"socks"`
+	Stacks            *ebpf.Map `ebpf:"stacks"`
+	TcpKnown          *ebpf.Map `ebpf:"tcp_known"`
+	Telemetry         *ebpf.Map `ebpf:"telemetry"`
+	UdpCookies        *ebpf.Map `ebpf:"udp_cookies"`
+	UdpPending        *ebpf.Map `ebpf:"udp_pending"`
 }
 
 func (m *netflowMaps) Close() error {
 	return _NetflowClose(
+		m.CgroupPathScratch,
+		m.CgroupPaths,
 		m.Closed,
 		m.Conns,
 		m.GuardDepth,
@@ -510,6 +531,7 @@ func (m *netflowMaps) Close() error {
 type netflowVariables struct {
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
+	UnusedCgroupPath       *ebpf.Variable `ebpf:"unused_cgroup_path"`
 	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.Variable `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.Variable `ebpf:"unused_conn_flags"`
@@ -573,12 +595,14 @@ type netflowPrograms struct {
 	EnetKrUsend    *ebpf.Program `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.Program `ebpf:"enet_pr_cookie"`
 	EnetRnRefresh  *ebpf.Program `ebpf:"enet_rn_refresh"`
+	EnetRtCgmkdir  *ebpf.Program `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.Program `ebpf:"enet_rt_destroy"`
 	EnetRtState    *ebpf.Program `ebpf:"enet_rt_state"`
 	EnetTbDestroy  *ebpf.Program `ebpf:"enet_tb_destroy"`
 	EnetTbRecv     *ebpf.Program `ebpf:"enet_tb_recv"`
 	EnetTbSend     *ebpf.Program `ebpf:"enet_tb_send"`
 	EnetTbState    *ebpf.Program `ebpf:"enet_tb_state"`
+	EnetTpCgmkdir  *ebpf.Program `ebpf:"enet_tp_cgmkdir"`
 	EnetTpDestroy  *ebpf.Program `ebpf:"enet_tp_destroy"`
 	EnetTpRecv     *ebpf.Program `ebpf:"enet_tp_recv"`
 	EnetTpSend     *ebpf.Program `ebpf:"enet_tp_send"`
@@ -630,12 +654,14 @@ func (p *netflowPrograms) Close() error {
 		p.EnetKrUsend,
 		p.EnetPrCookie,
 		p.EnetRnRefresh,
+		p.EnetRtCgmkdir,
 		p.EnetRtDestroy,
 		p.EnetRtState,
 		p.EnetTbDestroy,
 		p.EnetTbRecv,
 		p.EnetTbSend,
 		p.EnetTbState,
+		p.EnetTpCgmkdir,
 		p.EnetTpDestroy,
 		p.EnetTpRecv,
 		p.EnetTpSend,

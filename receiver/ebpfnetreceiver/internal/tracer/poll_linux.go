@@ -25,6 +25,9 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	t.pollMu.Lock()
 	defer t.pollMu.Unlock()
 
+	// Before the connections: a cgroup exists before any socket its
+	// processes own.
+	cgroups := t.drainCgroupPaths()
 	recs, err := t.drainRing(ctx)
 	if err != nil {
 		return conns.Snapshot{}, err
@@ -32,7 +35,7 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	clk := now()
 	// The open connections are most of a poll: reusing last poll's slice saves
 	// allocating and faulting in 100k Conn values each time (see conns.Source).
-	snap := conns.Snapshot{Time: clk.wall, Active: t.activeBuf[:0]}
+	snap := conns.Snapshot{Time: clk.wall, Active: t.activeBuf[:0], Cgroups: cgroups}
 	released := splitRecords(recs, clk, &snap)
 	if err := t.collectReleasedFallback(released); err != nil {
 		return conns.Snapshot{}, err
@@ -48,6 +51,37 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
 		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
+}
+
+// drainCgroupPaths takes the cgroups the kernel created since the last poll
+// out of cgroup_paths (bpf/cgroup/mkdir.h). It deletes only what it read: an
+// insert during the walk waits for the next poll. A path the buffer may have
+// cut short is counted and left to the resolver's walk.
+func (t *Tracer) drainCgroupPaths() []conns.CgroupPath {
+	var (
+		id   uint64
+		p    netflowCgroupPath
+		ids  []uint64
+		out  []conns.CgroupPath
+		full = uint32(len(p.Path))
+	)
+	it := t.objs.CgroupPaths.Iterate()
+	for it.Next(&id, &p) {
+		ids = append(ids, id)
+		if p.Len >= full {
+			t.cgroupPathsCut++
+			continue
+		}
+		out = append(out, conns.CgroupPath{ID: id, Path: cString(p.Path[:])})
+	}
+	if err := it.Err(); err != nil {
+		t.restarts++ // what the walk missed stays for the next poll
+		t.log.Debug("cgroup path table walk", zap.Error(err))
+	}
+	for _, id := range ids {
+		_ = t.objs.CgroupPaths.Delete(id)
+	}
+	return out
 }
 
 // collectReleasedFallback finds UDP sockets released while the ring was full:

@@ -20,7 +20,7 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 	lost := t.lost
 	t.pendingMu.Unlock()
 	t.pollMu.Lock()
-	restarts := t.restarts + t.table.revisits
+	restarts, cut := t.restarts+t.table.revisits, t.cgroupPathsCut
 	t.pollMu.Unlock()
 	return conns.Telemetry{
 		ConnMapFull:       k[netflowTelemetryCounterTELEMETRY_CONN_MAP_FULL],
@@ -37,6 +37,7 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		Classified:        k[netflowTelemetryCounterTELEMETRY_CLASSIFIED],
 		Unclassified:      k[netflowTelemetryCounterTELEMETRY_UNCLASSIFIED],
 		ClassifyShort:     k[netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT],
+		CgroupPathLost:    k[netflowTelemetryCounterTELEMETRY_CGROUP_PATH_LOST] + cut,
 		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
 }

@@ -44,6 +44,7 @@ type Tracer struct {
 	udpIdle        time.Duration // UDP flows idle this long are ended (Config.UDPIdleTimeout)
 	restarts       uint64        // socket-table walks that stopped early (see collectReleasedFallback)
 	ringFailedSeen uint64        // TELEMETRY_RING_RESERVE_FAILED at the last poll
+	cgroupPathsCut uint64        // new cgroups whose path filled cgroup_path.path: maybe cut short (drainCgroupPaths)
 
 	closeOnce sync.Once
 	closeErr  error
