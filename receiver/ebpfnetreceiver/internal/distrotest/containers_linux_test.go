@@ -498,6 +498,10 @@ func (ds daemonSet) podmanFlags(seccomp string) []string {
 		f = append(f, "--cap-add="+c)
 	}
 	f = append(f, "--security-opt", "seccomp="+seccomp)
+	// A pod has a cgroup namespace of its own on cgroup v2 nodes (containerd,
+	// CRI-O): the collector sees the node's hierarchy only through the
+	// hostPath mount.
+	f = append(f, "--cgroupns=private")
 	for _, m := range ds.hostMounts {
 		v := m.host + ":" + m.container
 		if m.readOnly {
