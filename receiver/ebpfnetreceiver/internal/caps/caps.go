@@ -27,21 +27,38 @@ const (
 
 // Effective reads this process's effective capability set from /proc.
 func Effective() (uint64, error) {
-	f, err := os.Open("/proc/self/status")
+	v, err := statusField("CapEff")
 	if err != nil {
 		return 0, err
+	}
+	return strconv.ParseUint(v, 16, 64)
+}
+
+// SeccompFiltered reports whether a seccomp filter constrains this process's
+// system calls (Seccomp: 2 in /proc/self/status), as a container runtime's
+// default profile does: it may refuse bpf(2) whatever the capabilities.
+func SeccompFiltered() bool {
+	v, err := statusField("Seccomp")
+	return err == nil && v == "2"
+}
+
+// statusField returns the value of one field of /proc/self/status.
+func statusField(name string) (string, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return "", err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
-			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strings.TrimSpace(v), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return "", err
 	}
-	return 0, errors.New("no CapEff line in /proc/self/status")
+	return "", errors.New("no " + name + " line in /proc/self/status")
 }
 
 // MissingForBPF names the capabilities eff lacks to load tracing programs

@@ -47,15 +47,11 @@ var rlimits = []string{"--ulimit", "nofile=1000:2000", "--ulimit", "nproc=1000:2
 // no privilege escalation, its own network namespace.
 func TestContainerIdentity(t *testing.T) {
 	privtest.Require(t)
-	for _, tool := range []string{"podman", "runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			privtest.SkipOrFail(t, fmt.Errorf("the container test needs %s (scripts/ci/deps.sh installs it): %w", tool, err))
-		}
-	}
+	requirePodman(t)
 	bin, _ := binaries(t)
 	root := repoRoot(t)
 	dir := t.TempDir()
-	tag := fmt.Sprintf("%d", os.Getpid())
+	tag := strconv.Itoa(os.Getpid())
 	clientImage := "localhost/ebpfnet-test-client:" + tag
 	collectorImage := "localhost/ebpfnet-test-collector:" + tag
 
@@ -70,10 +66,7 @@ func TestContainerIdentity(t *testing.T) {
 	writeFile(t, filepath.Join(clientCtx, "Dockerfile"), "FROM scratch\nCOPY connclient /connclient\nENTRYPOINT [\"/connclient\"]\n")
 	buildImage(t, clientImage, clientCtx)
 
-	// The collector image: deploy/Dockerfile on the context make image lays out.
-	collectorCtx := filepath.Join(dir, "collector")
-	mustRun(t, exec.Command(filepath.Join(root, "scripts", "image-context.sh"), bin, collectorCtx))
-	buildImage(t, collectorImage, collectorCtx)
+	buildCollectorImage(t, collectorImage, bin)
 
 	// Both collectors poll every 15 s, and each client container starts
 	// right after both have exported a poll: its whole life, removal
@@ -240,6 +233,61 @@ func (s *otlpSink) exports() int {
 func (f *fileExport) exports() int {
 	data, _ := os.ReadFile(f.path)
 	return bytes.Count(data, []byte("\n"))
+}
+
+// TestContainerSeccompRefusalNamed: the collector in a container with the
+// DaemonSet's settings but the seccomp profile of a runtime older than
+// containerd 1.7 (Podman's default, which allows bpf(2) only to
+// CAP_SYS_ADMIN) exits non-zero, within 10 s, with an error that names the
+// seccomp filter as the cause, not the memlock limit.
+func TestContainerSeccompRefusalNamed(t *testing.T) {
+	privtest.Require(t)
+	requirePodman(t)
+	bin, _ := binaries(t)
+	root := repoRoot(t)
+	image := "localhost/ebpfnet-test-collector-seccomp:" + strconv.Itoa(os.Getpid())
+	buildCollectorImage(t, image, bin)
+	ds := daemonSetSettings(t, filepath.Join(root, "deploy", "kubernetes", "otelcol-ebpfnet.yaml"))
+	conf := t.TempDir()
+	writeFile(t, filepath.Join(conf, "config.yaml"), fileConfig("/dev/null", time.Second))
+	name := "ebpfnet-test-seccomp-" + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() { _ = exec.Command(podmanBase[0], append(podmanBase[1:], "rm", "-f", "-t", "1", name)...).Run() })
+	prefix := append(append([]string{}, podmanBase...), "run", "--rm", "--name", name)
+	prefix = append(prefix, ds.podmanFlags(podmanSeccomp)...)
+	prefix = append(prefix, rlimits...)
+	prefix = append(prefix, "-v", conf+":"+ds.configMount+":ro")
+	col := startCollector(t, image, ds.configMount+"/config.yaml", prefix...)
+	if !col.exited(10 * time.Second) {
+		t.Fatal("the collector did not exit within 10 s under a seccomp profile that refuses bpf(2)")
+	}
+	out := col.out.String()
+	if col.err == nil {
+		t.Fatalf("the collector exited 0 under a seccomp profile that refuses bpf(2):\n%s", out)
+	}
+	last := lastLine([]byte(out))
+	for _, want := range []string{"bpf(2) was refused", "seccomp filter is active", "containerd 1.7"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last line %q does not say %q", last, want)
+		}
+	}
+}
+
+func requirePodman(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"podman", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			privtest.SkipOrFail(t, fmt.Errorf("the container tests need %s (scripts/ci/deps.sh installs it): %w", tool, err))
+		}
+	}
+}
+
+// buildCollectorImage builds deploy/Dockerfile, on the context `make image`
+// lays out, around the collector binary bin.
+func buildCollectorImage(t *testing.T, tag, bin string) {
+	t.Helper()
+	ctx := filepath.Join(t.TempDir(), "collector")
+	mustRun(t, exec.Command(filepath.Join(repoRoot(t), "scripts", "image-context.sh"), bin, ctx))
+	buildImage(t, tag, ctx)
 }
 
 // mustRun runs cmd and fails the test with its output if it fails.

@@ -3,11 +3,15 @@
 package tracer
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/caps"
 )
 
 // loadSpec reads the embedded BPF object and sizes the connection table, and
@@ -58,6 +62,14 @@ func boolByte(b bool) uint8 {
 func (t *Tracer) createMaps(spec *ebpf.CollectionSpec) (byName map[string]*ebpf.Map, err error) {
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
 	coll, err := ebpf.NewCollection(mapsOnly)
+	if errors.Is(err, os.ErrPermission) && caps.SeccompFiltered() {
+		// checkPrerequisites found the capabilities: what refused is the
+		// process's seccomp filter, most often a container runtime's
+		// default profile.
+		return nil, fmt.Errorf("create maps: %w: bpf(2) was refused although the process holds the capabilities, and a seccomp filter is active (Seccomp: 2 in /proc/self/status): "+
+			"container runtimes' default profiles before containerd 1.7 allow bpf(2) and perf_event_open(2) only with CAP_SYS_ADMIN; "+
+			"run on containerd 1.7+ or CRI-O, or give the container a seccomp profile that allows both to CAP_BPF and CAP_PERFMON", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create maps: %w", err)
 	}
