@@ -212,15 +212,18 @@ func sep(j int) string {
 
 // totals is the footer: what the rows add up to and what the tracer lost.
 func totals(s *hostconns.Snapshot, rs []hostconns.Row) string {
-	var n int
+	var n, closed int
 	var tx, rx uint64
 	var txr, rxr float64
 	for i := range rs {
 		n += rs[i].Connections
+		if rs[i].Closed {
+			closed += rs[i].Connections
+		}
 		tx, rx = tx+rs[i].SentBytes, rx+rs[i].ReceivedBytes
 		txr, rxr = txr+rs[i].SentBytesRate, rxr+rs[i].RecvBytesRate
 	}
-	out := fmt.Sprintf("%d conns  tx %d B %s/s  rx %d B %s/s  lost %d", n, tx, human(txr), rx, human(rxr), s.Lost)
+	out := fmt.Sprintf("%d conns (%d closed)  tx %d B %s/s  rx %d B %s/s  lost %d", n, closed, tx, human(txr), rx, human(rxr), s.Lost)
 	for _, c := range s.Counters {
 		if c.Loss && c.Value > 0 {
 			out += fmt.Sprintf(" %s=%d", c.Name, c.Value)

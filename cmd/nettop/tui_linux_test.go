@@ -190,8 +190,8 @@ func TestTUIInTmux(t *testing.T) {
 	tm.keys("a")
 	lines = tm.waitFor("aggregated", wantRows("56321/124457", "124457/56321"))
 	for _, r := range table(lines) {
-		if r["CONNS"] != "2" {
-			t.Errorf("aggregated row %v: want CONNS 2", r)
+		if r["CONNS"] != "2" || r["SPORT"] != fmt.Sprint(port(lnA)) {
+			t.Errorf("aggregated row %v: want CONNS 2, SPORT %d", r, port(lnA))
 		}
 	}
 

@@ -30,8 +30,9 @@ type column struct {
 }
 
 // columns are the table's columns, left to right. At 80 columns the first
-// two priorities fit (who, with whom, which way, how much, how fast); the
-// detail lines under the table show every field of the selected row.
+// two priorities fit (who, with whom, which way, how much, how fast), at 120
+// the protocol stack, RTT and retransmits too; the detail lines under the
+// table show every field of the selected row.
 var columns = []column{
 	{title: "PID", width: 7, prio: 1, right: true, cell: func(r *hostconns.Row) string { return strconv.FormatUint(uint64(r.PID), 10) },
 		cmp: func(a, b *hostconns.Row) int { return cmp.Compare(a.PID, b.PID) }},
@@ -39,7 +40,7 @@ var columns = []column{
 		cmp: func(a, b *hostconns.Row) int { return strings.Compare(a.Process, b.Process) }},
 	{title: "CONTAINER", width: 12, prio: 6, cell: func(r *hostconns.Row) string { return dash(shortID(r.ContainerID)) },
 		cmp: func(a, b *hostconns.Row) int { return strings.Compare(a.ContainerID, b.ContainerID) }},
-	{title: "LOCAL", width: 21, flex: 47, prio: 3, cell: func(r *hostconns.Row) string { return endpoint(r.LocalAddress, r.LocalPort) },
+	{title: "LOCAL", width: 21, flex: 47, prio: 5, cell: func(r *hostconns.Row) string { return endpoint(r.LocalAddress, r.LocalPort) },
 		cmp: func(a, b *hostconns.Row) int {
 			return cmp.Or(a.LocalAddress.Compare(b.LocalAddress), cmp.Compare(a.LocalPort, b.LocalPort))
 		}},
@@ -47,11 +48,13 @@ var columns = []column{
 		cmp: func(a, b *hostconns.Row) int {
 			return cmp.Or(strings.Compare(a.PeerName, b.PeerName), a.PeerAddress.Compare(b.PeerAddress), cmp.Compare(a.PeerPort, b.PeerPort))
 		}},
+	{title: "SPORT", width: 5, prio: 3, right: true, group: true, cell: func(r *hostconns.Row) string { return strconv.Itoa(int(r.ServerPort)) },
+		cmp: func(a, b *hostconns.Row) int { return cmp.Compare(a.ServerPort, b.ServerPort) }},
 	{title: "DIR", width: 3, prio: 2, cell: func(r *hostconns.Row) string { return dirShort(r.Direction) },
 		cmp: func(a, b *hostconns.Row) int { return strings.Compare(a.Direction, b.Direction) }},
 	{title: "NET", width: 4, prio: 2, cell: proto,
 		cmp: func(a, b *hostconns.Row) int { return strings.Compare(proto(a), proto(b)) }},
-	{title: "STACK", width: 10, prio: 5, cell: func(r *hostconns.Row) string { return dash(r.Stack()) },
+	{title: "STACK", width: 10, prio: 3, cell: func(r *hostconns.Row) string { return dash(r.Stack()) },
 		cmp: func(a, b *hostconns.Row) int { return strings.Compare(a.Stack(), b.Stack()) }},
 	{title: "CONNS", width: 5, prio: 3, right: true, group: true, cell: func(r *hostconns.Row) string { return strconv.Itoa(r.Connections) },
 		cmp: func(a, b *hostconns.Row) int { return cmp.Compare(a.Connections, b.Connections) }},
@@ -84,8 +87,9 @@ func columnIndex(name string) int {
 	return slices.IndexFunc(columns, func(c column) bool { return strings.EqualFold(c.title, name) })
 }
 
-// visible returns the indexes of the columns shown in width cells: by
-// priority, as many as fit, in table order.
+// visible returns the indexes of the columns shown in width cells, in table
+// order: by priority, all the columns of a priority or none (TX without RX
+// would mislead), and a later priority's when they fit in what is left.
 func visible(width int, grouped bool) []int {
 	last := 0
 	for _, c := range columns {
@@ -93,10 +97,14 @@ func visible(width int, grouped bool) []int {
 	}
 	var shown []int
 	for prio := 1; prio <= last; prio++ {
+		with := slices.Clone(shown)
 		for i, c := range columns {
-			if c.prio == prio && (grouped || !c.group) && used(append(shown, i)) <= width {
-				shown = append(shown, i)
+			if c.prio == prio && (grouped || !c.group) {
+				with = append(with, i)
 			}
+		}
+		if used(with) <= width {
+			shown = with
 		}
 	}
 	slices.Sort(shown)

@@ -73,11 +73,15 @@ func TestLayout(t *testing.T) {
 		t.Errorf("80 columns: %v (%d wide), want %v", got, w, want)
 	}
 	got, w = titles(120, true)
-	if want := []string{"PID", "PROCESS", "LOCAL", "PEER", "DIR", "NET", "CONNS", "TX", "RX", "TX/s", "RX/s", "RTT"}; !slices.Equal(got, want) || w != 120 {
+	if want := []string{"PID", "PROCESS", "PEER", "SPORT", "DIR", "NET", "STACK", "CONNS", "TX", "RX", "TX/s", "RX/s", "RTT", "RETR"}; !slices.Equal(got, want) || w != 120 {
 		t.Errorf("120 columns, aggregated: %v (%d wide), want %v", got, w, want)
 	}
-	if got, _ := titles(400, false); len(got) != len(columns)-1 {
-		t.Errorf("400 columns: %v, want all but CONNS", got)
+	got, w = titles(120, false)
+	if want := []string{"PID", "PROCESS", "CONTAINER", "PEER", "DIR", "NET", "STACK", "TX", "RX", "TX/s", "RX/s", "RTT", "RETR"}; !slices.Equal(got, want) || w != 120 {
+		t.Errorf("120 columns: %v (%d wide), want %v", got, w, want)
+	}
+	if got, _ := titles(400, false); len(got) != len(columns)-2 {
+		t.Errorf("400 columns: %v, want all but CONNS and SPORT", got)
 	}
 }
 
