@@ -77,6 +77,7 @@ type model struct {
 	inputErr string
 
 	width, height int
+	quitting      bool
 }
 
 func (m *model) Init() tea.Cmd { return m.poll() }
@@ -113,6 +114,10 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *model) key(k tea.KeyMsg) tea.Cmd {
 	switch k.String() {
 	case "q", "ctrl+c":
+		// The last frame is blank: a terminal that copies anything of the
+		// alternate screen back (tmux reflowing it after a resize) finds
+		// nothing of the view to leave behind.
+		m.quitting = true
 		return tea.Quit
 	case "up", "k":
 		m.move(-1)
@@ -226,6 +231,9 @@ func (m *model) clampTop(i int) {
 func (m *model) bodyLines() int { return max(1, m.height-chromeLines) }
 
 func (m *model) View() string {
+	if m.quitting {
+		return ""
+	}
 	w := m.width
 	var b strings.Builder
 	line := func(s string, st *lipgloss.Style) {
