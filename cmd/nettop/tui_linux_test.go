@@ -131,7 +131,8 @@ func contains(s string) func([]string) error {
 // traffic runs: the connections show with their exact byte counts, the sort
 // and filter keys change which rows show and in which order, the aggregate
 // key sums the connections the receiver's metrics sum, the view fits 80x24,
-// and q exits leaving the shell's screen, not the view's.
+// and q exits leaving the shell's screen, not the view's, also after the
+// window was resized under the view.
 func TestTUIInTmux(t *testing.T) {
 	hostconnstest.Require(t)
 	bin := nettopBinary(t)
@@ -212,6 +213,12 @@ func TestTUIInTmux(t *testing.T) {
 		t.Errorf("80 columns show %v", hdr)
 	}
 
+	// Wider again, then q: tmux copies the alternate screen back into the
+	// shell's when a window that grew while the view was on leaves it (a
+	// row of the view was left in front of the prompt before the view's
+	// last frame was made blank).
+	tm.run("resize-window", "-t", "nettop", "-x", "120", "-y", "30")
+	tm.waitFor("120x30 again", contains("CONNS"))
 	tm.keys("q")
 	lines = tm.waitFor("nettop exits", contains("NETTOP-EXIT=0"))
 	if alt := strings.TrimSpace(tm.run("display-message", "-p", "-t", "nettop", "#{alternate_on}")); alt != "0" {

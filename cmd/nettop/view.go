@@ -295,7 +295,11 @@ func (f *filter) empty() bool { return f.text == "" }
 
 func (f *filter) match(r *hostconns.Row) bool {
 	return anyOf(f.procs, func(p string) bool {
-		return strconv.FormatUint(uint64(r.PID), 10) == p || strings.Contains(strings.ToLower(r.Process), p)
+		// A number is a pid, never part of a name (python3.11 is not pid 11).
+		if _, err := strconv.ParseUint(p, 10, 32); err == nil {
+			return strconv.FormatUint(uint64(r.PID), 10) == p
+		}
+		return strings.Contains(strings.ToLower(r.Process), p)
 	}) && anyOf(f.ports, func(p uint16) bool {
 		return r.LocalPort == p || r.PeerPort == p || r.ServerPort == p
 	}) && anyOf(f.cidrs, func(p netip.Prefix) bool {

@@ -14,12 +14,13 @@ func TestFilter(t *testing.T) {
 	web := hostconns.Row{PID: 10, Process: "nginx", LocalAddress: netip.MustParseAddr("10.1.2.3"), LocalPort: 443, ServerPort: 443,
 		PeerAddress: netip.MustParseAddr("192.168.1.9"), PeerPort: 50000, Direction: "incoming", Transport: "tcp", NetworkType: "ipv4",
 		TLSVersion: "1.3", ProtocolName: "http", ProtocolVersion: "2"}
-	dns := hostconns.Row{PID: 20, Process: "systemd-resolved", LocalAddress: netip.MustParseAddr("fd00::1"), LocalPort: 40000, ServerPort: 53,
+	dns := hostconns.Row{PID: 20, Process: "systemd-resolved1", LocalAddress: netip.MustParseAddr("fd00::1"), LocalPort: 40000, ServerPort: 53,
 		PeerAddress: netip.MustParseAddr("fd00::53"), PeerPort: 53, Direction: "outgoing", Transport: "udp", NetworkType: "ipv6", ProtocolName: "dns"}
 	tests := map[string][]uint32{
 		"":                          {10, 20},
 		"proc:NGINX":                {10},
 		"proc:20":                   {20},
+		"proc:1":                    nil, // a pid, not the 1 in the name systemd-resolved1
 		"port:53":                   {20},
 		"port:443 port:53":          {10, 20},
 		"proc:nginx port:53":        nil,

@@ -83,16 +83,16 @@ func (t *Tracer) Close() error { return t.src.Close() }
 // Snapshot is one poll: every connection open now and every one closed since
 // the previous poll, and the tracer's counters of what it could not record.
 type Snapshot struct {
-	Time time.Time `json:"time"`
+	Time time.Time
 	// Interval is the time since the previous poll (since Open for the
 	// first): the rows' rates are over it.
-	Interval time.Duration `json:"-"`
-	Rows     []Row         `json:"-"`
+	Interval time.Duration
+	Rows     []Row
 	// Lost is the sum of the counters that mean data was lost (a table
 	// full, a record lost): the rows then miss connections or bytes.
-	Lost uint64 `json:"lost"`
+	Lost uint64
 	// Counters are all the tracer's counters, cumulative since Open.
-	Counters []Counter `json:"counters"`
+	Counters []Counter
 }
 
 // Counter is one of the tracer's counters: a drop, or an outcome that is no
@@ -100,9 +100,9 @@ type Snapshot struct {
 type Counter struct {
 	// Name is the name of the receiver's telemetry metric of it without its
 	// ebpfnet_tracer_ prefix: connection_table_full, records_lost, ...
-	Name  string `json:"name"`
-	Value uint64 `json:"value"`
-	Loss  bool   `json:"loss"` // counted in Snapshot.Lost
+	Name  string
+	Value uint64
+	Loss  bool // counted in Snapshot.Lost
 }
 
 // Row is one connection, or one group of connections (Group). Bytes and
