@@ -4,10 +4,12 @@ package hostconns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -40,9 +42,16 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-// Tracer is the kernel tracer and what names its connections. Poll it from
-// one goroutine.
+// ErrClosed is what Poll returns after Close.
+var ErrClosed = errors.New("tracer closed")
+
+// Tracer is the kernel tracer and what names its connections. Poll and
+// Close may be called from any goroutine: one poll runs at a time, and Close
+// waits for the one in progress (a terminal UI quits while a poll it started
+// still runs).
 type Tracer struct {
+	mu       sync.Mutex // one Poll at a time, none during or after Close
+	closed   bool
 	src      conns.Source
 	resolver *procinfo.Resolver
 	prev     map[conns.ID]counts // counters of the open connections at the last poll
@@ -77,8 +86,14 @@ func newTracer(src conns.Source) *Tracer {
 	}
 }
 
-// Close detaches the tracer: nothing of it stays in the kernel.
-func (t *Tracer) Close() error { return t.src.Close() }
+// Close detaches the tracer: nothing of it stays in the kernel. It is
+// idempotent.
+func (t *Tracer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	return t.src.Close()
+}
 
 // Snapshot is one poll: every connection open now and every one closed since
 // the previous poll, and the tracer's counters of what it could not record.
@@ -186,6 +201,11 @@ func (r *Row) Stack() string {
 
 // Poll reads the tracer once.
 func (t *Tracer) Poll(ctx context.Context) (Snapshot, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return Snapshot{}, ErrClosed
+	}
 	snap, err := t.src.Poll(ctx)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("poll tracer: %w", err)

@@ -4,6 +4,7 @@ package hostconns
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -113,5 +114,17 @@ func TestStack(t *testing.T) {
 	}
 	if s := (&Row{}).Stack(); s != "" {
 		t.Errorf("%q", s)
+	}
+}
+
+// TestPollAfterClose: a poll that comes after Close (the UI's last tick)
+// gets ErrClosed instead of reading freed maps.
+func TestPollAfterClose(t *testing.T) {
+	tr := newTracer(&fakeSource{snaps: []conns.Snapshot{{}}})
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Poll(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("poll after close: %v, want ErrClosed", err)
 	}
 }
