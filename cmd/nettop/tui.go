@@ -334,14 +334,17 @@ func cellText(c *column, r *hostconns.Row, width int) string {
 
 // detail is everything about r, for the two lines under the table.
 func detail(r *hostconns.Row) (string, string) {
-	d1 := fmt.Sprintf("pid %d %s  container %s  netns %d  local %s  peer %s", r.PID, dash(r.Process), dash(r.ContainerID),
-		r.Netns, endpoint(r.LocalAddress, r.LocalPort), endpoint(r.PeerAddress, r.PeerPort))
+	d1 := fmt.Sprintf("pid %d %s  container %s", r.PID, dash(r.Process), dash(r.ContainerID))
+	if r.PodUID != "" {
+		d1 += "  pod " + r.PodUID
+	}
+	d1 += fmt.Sprintf("  netns %d  local %s  peer %s", r.Netns, endpoint(r.LocalAddress, r.LocalPort), endpoint(r.PeerAddress, r.PeerPort))
 	if r.PeerName != "" {
 		d1 += " (" + r.PeerName + ")"
 	}
-	d2 := fmt.Sprintf("%s %s %s %s  tx %d B %d pkts  rx %d B %d pkts  rtt %s/%s  retr %d syn %d",
-		r.Direction, r.Transport, r.NetworkType, dash(r.Stack()), r.SentBytes, r.SentPackets, r.ReceivedBytes, r.ReceivedPackets,
-		rtt(r.RTTMicros), rtt(r.RTTVarMicros), r.Retransmits, r.SynRetransmits)
+	d2 := fmt.Sprintf("%s %s %s %s  tx %d B %d pkts %s/s  rx %d B %d pkts %s/s  rtt %s/%s  retr %d syn %d",
+		r.Direction, r.Transport, r.NetworkType, dash(r.Stack()), r.SentBytes, r.SentPackets, human(r.SentPacketsRate),
+		r.ReceivedBytes, r.ReceivedPackets, human(r.RecvPacketsRate), rtt(r.RTTMicros), rtt(r.RTTVarMicros), r.Retransmits, r.SynRetransmits)
 	if r.Connections != 1 {
 		d2 += "  conns " + strconv.Itoa(r.Connections)
 	}
