@@ -45,13 +45,20 @@ type options struct {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "nettop:", err)
-		}
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &usage):
+		os.Exit(2) // the flag package printed the error and the usage
+	default:
+		fmt.Fprintln(os.Stderr, "nettop:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line the flag package refused and reported.
+type usageError struct{ error }
 
 func run(args []string, stdout, stderr io.Writer) error {
 	opts, err := parseFlags(args, stderr)
@@ -65,7 +72,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		// the collector's own words.
 		return err
 	}
-	defer tr.Close()
+	defer func() {
+		if err := tr.Close(); err != nil {
+			fmt.Fprintln(stderr, "nettop: close tracer:", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if opts.once || opts.json {
@@ -93,7 +104,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return options{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			return options{}, err
+		}
+		return options{}, usageError{err}
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
