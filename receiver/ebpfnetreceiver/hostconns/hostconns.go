@@ -223,9 +223,12 @@ func (t *Tracer) Poll(ctx context.Context) (Snapshot, error) {
 		res, ok := resources[rk]
 		if !ok {
 			res = t.resolver.Resolve(c.PID, c.Netns, c.CgroupID)
-			resources[rk] = res
 		}
+		// A process gone from /proc is named by the first task name the
+		// kernel gave with one of its connections, on all of them, as the
+		// receiver names its resource.
 		res.NameFromComm(c.Comm)
+		resources[rk] = res
 		row := rowOf(c, res, closed)
 		cur := counts{c.SentBytes, c.RecvBytes, c.SentPackets, c.RecvPackets}
 		row.setRates(t.prev[c.ID()], cur, out.Interval)

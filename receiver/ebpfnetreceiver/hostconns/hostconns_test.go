@@ -29,9 +29,13 @@ func (f *fakeSource) Poll(context.Context) (conns.Snapshot, error) {
 func (f *fakeSource) Telemetry() conns.Telemetry { return f.tel }
 func (f *fakeSource) Close() error               { return nil }
 
+// pidGone is above the kernel's PID_MAX_LIMIT (4194304): no process has it,
+// so /proc never names it and the rows' names come from Comm.
+const pidGone = 4194305
+
 func conn(local, peer string, dir conns.Direction, sent, recv uint64) conns.Conn {
 	return conns.Conn{
-		Key:       conns.Key{Local: netip.MustParseAddrPort(local), Peer: netip.MustParseAddrPort(peer), Netns: 7, PID: 4242, Transport: conns.TransportTCP},
+		Key:       conns.Key{Local: netip.MustParseAddrPort(local), Peer: netip.MustParseAddrPort(peer), Netns: 7, PID: pidGone, Transport: conns.TransportTCP},
 		Cookie:    uint64(netip.MustParseAddrPort(local).Port()),
 		Comm:      "client",
 		Direction: dir, SentBytes: sent, RecvBytes: recv, SentPackets: sent / 100, RecvPackets: recv / 100,
@@ -48,6 +52,7 @@ func TestPollRatesAndGroup(t *testing.T) {
 	a1 := conn("10.0.0.1:40001", "10.0.0.2:443", conns.DirectionOutgoing, 1000, 500)
 	a2 := conn("10.0.0.1:40002", "10.0.0.2:443", conns.DirectionOutgoing, 3000, 700)
 	in := conn("10.0.0.1:8080", "10.0.0.9:50000", conns.DirectionIncoming, 100, 200)
+	in.Comm = "" // seen only outside the owner's context: named by the others' Comm
 	a1later := a1
 	a1later.SentBytes, a1later.SentPackets = 5000, 50
 	src := &fakeSource{
@@ -92,7 +97,7 @@ func TestPollRatesAndGroup(t *testing.T) {
 	}
 	out := g[0]
 	want := Row{
-		PID: 4242, Process: "client", Netns: 7,
+		PID: pidGone, Process: "client", Netns: 7,
 		LocalAddress: netip.MustParseAddr("10.0.0.1"), PeerAddress: netip.MustParseAddr("10.0.0.2"), PeerPort: 443, ServerPort: 443,
 		Direction: "outgoing", Transport: "tcp", NetworkType: "ipv4",
 		SentBytes: 8000, ReceivedBytes: 1200, SentPackets: 80, ReceivedPackets: 12,
@@ -102,7 +107,7 @@ func TestPollRatesAndGroup(t *testing.T) {
 	if diff := cmp.Diff(want, out, cmpopts.IgnoreUnexported(Row{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("outgoing group (-want +got):\n%s", diff)
 	}
-	if g[1].LocalPort != 8080 || g[1].PeerPort != 0 || g[1].Connections != 1 {
+	if g[1].LocalPort != 8080 || g[1].PeerPort != 0 || g[1].Connections != 1 || g[1].Process != "client" {
 		t.Errorf("incoming group: %+v", g[1])
 	}
 }
