@@ -96,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.count, "count", 1, "snapshots -once and -json print (0: until interrupted)")
 	fs.BoolVar(&o.grouped, "aggregate", false, "one row per aggregation key of the receiver's metrics instead of per connection")
 	fs.StringVar(&filterText, "filter", "", `rows to show: "proc:NAME|PID port:N cidr:10.0.0.0/8 proto:tcp|udp|http|tls|..." and bare words`)
-	fs.StringVar(&sortName, "sort", "TX/s", "column to sort by ("+columnTitles()+")")
+	fs.StringVar(&sortName, "sort", columns[defaultSort].title, "column to sort by ("+columnTitles()+")")
 	fs.BoolVar(&o.asc, "asc", false, "sort ascending")
 	fs.BoolVar(&o.noProtocols, "no-protocols", false, "do not load the protocol classifiers")
 	fs.Usage = func() {

@@ -139,6 +139,9 @@ func (m *model) key(k tea.KeyMsg) tea.Cmd {
 		m.asc = !m.asc
 	case "a":
 		m.grouped = !m.grouped
+		if !m.grouped && columns[m.sortCol].group {
+			m.sortCol = defaultSort
+		}
 	case "/":
 		m.editing, m.input, m.inputErr = true, m.filter.text, ""
 	case "esc":
@@ -177,17 +180,20 @@ func (m *model) editKey(k tea.KeyMsg) {
 	}
 }
 
-// moveSort sorts by the next shown column to the left (-1) or right (1).
+// moveSort sorts by the next column to the left (-1) or right (1): any
+// column of the mode, shown at this width or not (the title names it).
 func (m *model) moveSort(d int) {
-	cols := layout(m.width, m.grouped)
-	i := slices.IndexFunc(cols, func(c placed) bool { return c.col == m.sortCol })
-	switch {
-	case i < 0:
-		i = 0
-	default:
-		i = (i + d + len(cols)) % len(cols)
+	var cols []int
+	for i, c := range columns {
+		if m.grouped || !c.group {
+			cols = append(cols, i)
+		}
 	}
-	m.sortCol = cols[i].col
+	i := slices.Index(cols, m.sortCol)
+	if i < 0 { // a groups-only column, after leaving aggregation
+		i = 0
+	}
+	m.sortCol = cols[(i+d+len(cols))%len(cols)]
 }
 
 // refresh recomputes the rows shown and keeps the selection on its row.
@@ -253,7 +259,12 @@ func (m *model) View() string {
 	if m.asc {
 		order = "asc"
 	}
-	title := fmt.Sprintf("nettop  %s  every %v  %s  sort %s %s", m.snap.Time.Format("15:04:05"), m.interval, mode, columns[m.sortCol].title, order)
+	cols := layout(w, m.grouped)
+	sortName := columns[m.sortCol].title
+	if !slices.ContainsFunc(cols, func(c placed) bool { return c.col == m.sortCol }) {
+		sortName += " (off screen)"
+	}
+	title := fmt.Sprintf("nettop  %s  every %v  %s  sort %s %s", m.snap.Time.Format("15:04:05"), m.interval, mode, sortName, order)
 	if !m.polled {
 		title = fmt.Sprintf("nettop  tracing: first refresh in %v", m.interval)
 	}
@@ -265,7 +276,6 @@ func (m *model) View() string {
 	}
 	line(title, &titleStyle)
 
-	cols := layout(w, m.grouped)
 	var hdr []string
 	for _, c := range cols {
 		t := columns[c.col].title

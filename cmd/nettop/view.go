@@ -82,6 +82,10 @@ var columns = []column{
 		}},
 }
 
+// defaultSort is the column the rows are sorted by unless told otherwise:
+// the busiest senders first, as top puts the busiest processes first.
+var defaultSort = columnIndex("TX/s")
+
 // columnIndex returns the index of the column titled name (any case), or -1.
 func columnIndex(name string) int {
 	return slices.IndexFunc(columns, func(c column) bool { return strings.EqualFold(c.title, name) })
