@@ -112,6 +112,16 @@ image: build ## build the container image IMAGE from bin/otelcol-ebpfnet, offlin
 run: build ## build, then run the collector as root with config/default.yaml (RUN_CONFIG=...): metrics at http://127.0.0.1:8889/metrics
 	$(SUDO) ./$(DIST_BIN) --config $(RUN_CONFIG)
 
+# nettop (cmd/nettop): top for the host's connections, on the receiver's own tracer, without a
+# Collector. Built as the user, run as root like `make run`. NETTOP_ARGS passes flags:
+# NETTOP_ARGS=-once (one table), -json (JSON lines), -aggregate, -filter 'port:443', -h for all.
+NETTOP_ARGS ?=
+.PHONY: nettop
+nettop: ## build bin/nettop and run it as root: a live view of the host's connections (NETTOP_ARGS=-once|-json|-h)
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/nettop ./cmd/nettop
+	$(SUDO) ./bin/nettop $(NETTOP_ARGS)
+
 # The kernel matrix (scripts/kernel-matrix/README.md): the tracer's tests and the classifiers' harness
 # tests (classifytest; not with KM_RUN), built static for x86-64 and
 # arm64, run on the host and inside Debian kernels of both architectures booted under qemu, two VMs at

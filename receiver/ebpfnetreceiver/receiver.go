@@ -23,6 +23,7 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/procinfo"
 )
 
 var errNotStarted = errors.New("receiver not started")
@@ -62,14 +63,7 @@ type resourceResolver interface {
 
 // resolverStats are a resolver's cumulative counts of what it could not
 // name, exported as the receiver's telemetry.
-type resolverStats struct {
-	// UnknownCgroups counts owners whose cgroup id named no cgroup the
-	// resolver could find (removed longer ago than its grace, or never
-	// seen): their container.id fell back to /proc, or is missing.
-	UnknownCgroups uint64
-	// CgroupEvictions counts cgroups dropped to keep the resolver's bound.
-	CgroupEvictions uint64
-}
+type resolverStats = procinfo.Stats
 
 // newReceiver is a metrics receiver with a registry of its own (tests).
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, newSource sourceFactory, newResolver resolverFactory) (receiver.Metrics, error) {

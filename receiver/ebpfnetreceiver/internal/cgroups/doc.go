@@ -38,10 +38,10 @@
 // Where the ids come from and go: the tracer's take_owner (bpf/common/conn.h)
 // records bpf_get_current_cgroup_id() (4.18+, cgroup v2; 0 on a v1-only
 // host) when a socket gets its owner, carried to conns.Conn.CgroupID; the
-// receiver's procResolver (procinfo_linux.go) looks it up here for
+// receiver (and nettop) resolve it here, through internal/procinfo, for
 // container.id and k8s.pod.uid, with /proc/<pid>/cgroup and Parse as the
-// fallback when the id is 0 or unknown, and exports Stats' Unknown and
-// Evictions as its telemetry.
+// fallback when the id is 0 or unknown; the receiver exports Stats' Unknown
+// and Evictions as its telemetry.
 //
 // The package is stdlib only and unit tested without a kernel: the
 // Resolver takes its root as a parameter and is tested on a directory tree

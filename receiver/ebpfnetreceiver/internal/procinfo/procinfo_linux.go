@@ -2,7 +2,7 @@
 
 //go:build linux
 
-package ebpfnetreceiver
+package procinfo
 
 import (
 	"bytes"
@@ -17,12 +17,12 @@ import (
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
 
-// procCacheTTL is how long a process's attributes are kept after the last
+// cacheTTL is how long a process's attributes are kept after the last
 // lookup. Lookups happen when the aggregator first sees a process, so
 // entries are short-lived; the TTL only bounds the cache.
-const procCacheTTL = 5 * time.Minute
+const cacheTTL = 5 * time.Minute
 
-// procResolver reads resource attributes of a process from /proc. The pids
+// Resolver reads resource attributes of a process from /proc. The pids
 // come from the kernel's root pid namespace: in a container the Collector
 // needs the host's /proc (hostPID, or the host /proc mounted and HOST_PROC
 // pointing at it).
@@ -32,7 +32,8 @@ const procCacheTTL = 5 * time.Minute
 // outlives the process. /proc/<pid>/cgroup is the fallback. The ids are the
 // host's: in a container the Collector needs the node's cgroup2 root mounted
 // (the DaemonSet mounts it at /sys/fs/cgroup) and the host cgroup namespace.
-type procResolver struct {
+// It is not safe for concurrent use.
+type Resolver struct {
 	root        string
 	commandLine bool              // read /proc/<pid>/cmdline only when process.command_line is on
 	cgroups     *cgroups.Resolver // nil without a cgroup2 mount
@@ -45,14 +46,16 @@ type procEntry struct {
 	used      time.Time
 }
 
-func newProcResolver(cfg *Config) resourceResolver {
+// New returns a Resolver of the processes of /proc, or of $HOST_PROC when
+// set, and of the cgroups of the cgroup2 mount (none on a v1-only host).
+func New(opts Options) *Resolver {
 	root := os.Getenv("HOST_PROC")
 	if root == "" {
 		root = "/proc"
 	}
-	r := &procResolver{
+	r := &Resolver{
 		root:        root,
-		commandLine: cfg.ResourceAttributes.ProcessCommandLine.Enabled,
+		commandLine: opts.CommandLine,
 		cache:       make(map[uint32]procEntry),
 	}
 	if mnt, err := cgroups.MountPoint(); err == nil { // else cgroup v1 only: the kernel's ids are 0
@@ -61,7 +64,10 @@ func newProcResolver(cfg *Config) resourceResolver {
 	return r
 }
 
-func (r *procResolver) resolve(pid, netns uint32, cgroupID uint64) aggregate.Resource {
+// Resolve returns what is known of process pid in network namespace netns
+// whose connection the kernel tagged with cgroupID (0 when unknown): the
+// container comes from cgroupID when the cgroup is known, else from /proc.
+func (r *Resolver) Resolve(pid, netns uint32, cgroupID uint64) aggregate.Resource {
 	res := r.fromProc(pid, netns)
 	if r.cgroups != nil && cgroupID != 0 {
 		if id, ok := r.cgroups.Lookup(cgroupID); ok {
@@ -71,15 +77,19 @@ func (r *procResolver) resolve(pid, netns uint32, cgroupID uint64) aggregate.Res
 	return res
 }
 
-func (r *procResolver) stats() resolverStats {
+// Stats returns the counts since New.
+func (r *Resolver) Stats() Stats {
 	if r.cgroups == nil {
-		return resolverStats{}
+		return Stats{}
 	}
 	st := r.cgroups.Stats()
-	return resolverStats{UnknownCgroups: st.Unknown, CgroupEvictions: st.Evictions}
+	return Stats{UnknownCgroups: st.Unknown, CgroupEvictions: st.Evictions}
 }
 
-func (r *procResolver) learn(created []conns.CgroupPath) {
+// Learn records the cgroups the kernel created since the last poll
+// (conns.Snapshot.Cgroups); call it before resolving that poll's
+// connections, whose cgroups may be gone already.
+func (r *Resolver) Learn(created []conns.CgroupPath) {
 	if r.cgroups == nil {
 		return
 	}
@@ -89,7 +99,7 @@ func (r *procResolver) learn(created []conns.CgroupPath) {
 }
 
 // fromProc is what /proc says about the process, cached while it runs.
-func (r *procResolver) fromProc(pid, netns uint32) aggregate.Resource {
+func (r *Resolver) fromProc(pid, netns uint32) aggregate.Resource {
 	dir := filepath.Join(r.root, strconv.FormatUint(uint64(pid), 10))
 	start := readStartTime(dir)
 	if e, ok := r.cache[pid]; ok && e.startTime == start {
@@ -115,9 +125,11 @@ func (r *procResolver) fromProc(pid, netns uint32) aggregate.Resource {
 	return res
 }
 
-func (r *procResolver) prune(now time.Time) {
+// Prune forgets the processes not asked about for a while; call it once per
+// poll.
+func (r *Resolver) Prune(now time.Time) {
 	for pid, e := range r.cache {
-		if now.Sub(e.used) > procCacheTTL {
+		if now.Sub(e.used) > cacheTTL {
 			delete(r.cache, pid)
 		}
 	}

@@ -2,7 +2,7 @@
 
 //go:build linux
 
-package ebpfnetreceiver
+package procinfo
 
 import (
 	"os"
@@ -35,12 +35,10 @@ func TestIdentityFromCgroupFile(t *testing.T) {
 	}
 }
 
-func TestProcResolverSelf(t *testing.T) {
-	cfg := createDefaultConfig()
-	cfg.ResourceAttributes.ProcessCommandLine.Enabled = true
-	r := newProcResolver(cfg).(*procResolver)
+func TestResolverSelf(t *testing.T) {
+	r := New(Options{CommandLine: true})
 	pid := uint32(os.Getpid())
-	res := r.resolve(pid, 1, 0)
+	res := r.Resolve(pid, 1, 0)
 	exe, _ := os.Executable()
 	if res.ExecutableName != filepath.Base(exe) || res.PID != pid || res.Netns != 1 || res.CommandLine == "" {
 		t.Fatalf("%+v", res)
@@ -48,7 +46,7 @@ func TestProcResolverSelf(t *testing.T) {
 	if len(r.cache) != 1 {
 		t.Fatalf("not cached")
 	}
-	r.prune(time.Now().Add(2 * procCacheTTL))
+	r.Prune(time.Now().Add(2 * cacheTTL))
 	if len(r.cache) != 0 {
 		t.Fatalf("not pruned")
 	}
