@@ -130,6 +130,16 @@ type Conn struct {
 	Duration time.Duration
 
 	TCP TCPStats
+
+	// NATLocal and NATPeer are what the kernel's NAT (conntrack) translates
+	// the local and peer endpoints to on the wire; the zero AddrPort when
+	// that end is not translated. For the end that opened the connection
+	// NATPeer is where its packets really go (a service's backend after
+	// DNAT) and NATLocal the source they carry (after SNAT or masquerade);
+	// for the end that accepted it NATPeer is the opener before SNAT and
+	// NATLocal the address the opener dialled. Set by the receiver
+	// (internal/nat), not the tracer.
+	NATLocal, NATPeer netip.AddrPort
 }
 
 // ID is what stays the same for a connection across polls. A UDP flow that
