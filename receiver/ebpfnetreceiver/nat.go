@@ -16,11 +16,8 @@ import (
 // (conns.Conn.NATLocal, NATPeer) before they are aggregated.
 type natTranslator interface {
 	// annotate sets the translation of the poll's connections and follows
-	// the network namespaces they are in.
+	// the network namespaces they are in. It is called once per poll.
 	annotate(snap *conns.Snapshot)
-	// refresh is called once per poll, after it: namespaces come and go,
-	// destroyed entries past their grace are dropped.
-	refresh()
 	stats() natStats
 	close() error
 }
@@ -65,8 +62,10 @@ type conntrackNAT struct {
 }
 
 func (n *conntrackNAT) annotate(snap *conns.Snapshot) {
-	// Follow first: a namespace new in this poll is dumped before the
-	// lookups, so its connections match at once.
+	// Namespaces first: one new since the last poll (named, or of a
+	// connection of this poll) is dumped before the lookups, so its
+	// connections match at once; destroyed entries past their grace go.
+	n.w.Refresh()
 	for _, cs := range [][]conns.Conn{snap.Active, snap.Closed} {
 		for i := range cs {
 			n.w.Follow(cs[i].Netns, cs[i].PID)
@@ -74,8 +73,6 @@ func (n *conntrackNAT) annotate(snap *conns.Snapshot) {
 	}
 	n.a.Annotate(snap.Active, snap.Closed)
 }
-
-func (n *conntrackNAT) refresh() { n.w.Refresh() }
 
 func (n *conntrackNAT) stats() natStats {
 	ws, ts := n.w.Stats(), n.t.Stats()

@@ -190,16 +190,13 @@ func (c *core) release() error {
 
 // afterPoll is what every poll does besides the metrics, in the goroutine
 // that polled: the receiver's telemetry, the failure logs, the resolver's
-// and the NAT table's pruning.
+// pruning.
 func (c *core) afterPoll(ctx context.Context, snap conns.Snapshot, stats aggregate.Stats) {
 	c.recordTelemetry(ctx, c.src.Telemetry(), stats)
 	c.emitFailures(ctx, snap)
 	c.resolver.prune(snap.Time)
 	c.recordResolverStats(ctx)
-	if c.nat != nil {
-		c.nat.refresh()
-		c.recordNATStats(ctx)
-	}
+	c.recordNATStats(ctx)
 }
 
 // recordResolverStats adds what the resolver's counts grew by since the last

@@ -51,7 +51,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	ns      map[uint32]*nsWatch
-	refused map[uint32]time.Time // namespace -> when to try again
+	refused map[uint32]refusal
 	closed  bool
 	wg      sync.WaitGroup
 
@@ -79,6 +79,14 @@ type WatcherStats struct {
 	Namespaces int
 }
 
+// refusal is a namespace that could not be followed: when to try again,
+// and whether by its name (a name is tried by its path whatever a try
+// through a process gave).
+type refusal struct {
+	until time.Time
+	named bool
+}
+
 // nsWatch is one followed namespace.
 type nsWatch struct {
 	inode        uint32
@@ -94,7 +102,7 @@ type nsWatch struct {
 // namespace: a dump, then events. It returns an error wrapping
 // ErrNoConntrack when the kernel has none.
 func NewWatcher(t *Table, log *zap.Logger) (*Watcher, error) {
-	w := &Watcher{table: t, log: log, now: time.Now, ns: map[uint32]*nsWatch{}, refused: map[uint32]time.Time{}}
+	w := &Watcher{table: t, log: log, now: time.Now, ns: map[uint32]*nsWatch{}, refused: map[uint32]refusal{}}
 	self, err := os.Open("/proc/self/ns/net")
 	if err != nil {
 		return nil, err
@@ -249,7 +257,7 @@ func (w *Watcher) see(netns, pid uint32, now time.Time) {
 		w.mu.Unlock()
 		return
 	}
-	if until, ok := w.refused[netns]; (ok && now.Before(until)) || w.closed || netns == 0 {
+	if r, ok := w.refused[netns]; (ok && now.Before(r.until)) || w.closed || netns == 0 {
 		w.mu.Unlock()
 		return
 	}
@@ -260,14 +268,14 @@ func (w *Watcher) see(netns, pid uint32, now time.Time) {
 		f.Close()
 	}
 	if err != nil {
-		w.refuse(netns, now, err)
+		w.refuse(netns, now, false, err)
 	}
 }
 
 // refuse counts a namespace that could not be followed and logs the first.
-func (w *Watcher) refuse(netns uint32, now time.Time, err error) {
+func (w *Watcher) refuse(netns uint32, now time.Time, named bool, err error) {
 	w.mu.Lock()
-	w.refused[netns] = now.Add(retryRefused)
+	w.refused[netns] = refusal{until: now.Add(retryRefused), named: named}
 	w.mu.Unlock()
 	w.netnsRefused.Add(1)
 	if !w.refusedLogged.Swap(true) {
@@ -292,14 +300,16 @@ func (w *Watcher) Refresh() {
 		if err == nil {
 			present[ino] = true
 			w.mu.Lock()
-			n, until := w.ns[ino], w.refused[ino]
+			n, r := w.ns[ino], w.refused[ino]
 			if n != nil {
 				n.named = true
 			}
 			w.mu.Unlock()
-			if n == nil && !now.Before(until) {
+			// A name is entered by its path whether or not a process of
+			// it could be: refusals through /proc do not hold it back.
+			if n == nil && (!r.named || !now.Before(r.until)) {
 				if err := w.follow(f, ino, p, true); err != nil {
-					w.refuse(ino, now, err)
+					w.refuse(ino, now, true, err)
 				}
 			}
 		}
