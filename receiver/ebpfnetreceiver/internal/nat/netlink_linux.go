@@ -49,12 +49,13 @@ const (
 	// counter in SO_MEMINFO's array (Linux 4.12).
 	skMeminfoDrops = 8
 	skMeminfoVars  = 9
-
-	// rcvBuf is the event socket's receive buffer: about 40,000 events
-	// (each ~ 200 bytes of skb truesize... ~ 700) absorb a second of 20,000
-	// new connections/s while the reader is descheduled.
-	rcvBuf = 32 << 20
 )
+
+// rcvBuf is the event socket's receive buffer. An event costs about 1 KiB
+// of it (the skb's truesize), so 32 MiB hold over a second of 20,000 new
+// connections/s (NEW and DESTROY) while the reader is descheduled. A
+// variable so a test can make it overflow.
+var rcvBuf = 32 << 20
 
 // errNoConntrack: the kernel has no ctnetlink (no conntrack, or nfnetlink
 // without it).

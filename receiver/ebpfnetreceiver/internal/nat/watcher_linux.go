@@ -55,14 +55,15 @@ type Watcher struct {
 	closed  bool
 	wg      sync.WaitGroup
 
-	events, lost, resyncs, netnsRefused atomic.Uint64
-	refusedLogged                       atomic.Bool
+	events, news, lost, resyncs, netnsRefused atomic.Uint64
+	refusedLogged                             atomic.Bool
 }
 
 // WatcherStats are the Watcher's cumulative counts.
 type WatcherStats struct {
-	// Events counts conntrack events read (NEW and DESTROY, every protocol).
-	Events uint64
+	// Events counts conntrack events read (NEW and DESTROY, every protocol);
+	// New those of new entries.
+	Events, New uint64
 	// Lost counts events the kernel could not deliver: the event socket's
 	// drop counter (each event is one message), plus one per overrun the
 	// kernel signalled without a drop (an allocation failure). Each
@@ -98,12 +99,16 @@ type nsWatch struct {
 	gen, seq, drops uint64
 }
 
-// NewWatcher starts following conntrack in the collector's own network
-// namespace: a dump, then events. It returns an error wrapping
-// ErrNoConntrack when the kernel has none.
+// NewWatcher starts following conntrack in the calling thread's network
+// namespace (the collector's): a dump, then events. It returns an error
+// wrapping ErrNoConntrack when the kernel has none.
 func NewWatcher(t *Table, log *zap.Logger) (*Watcher, error) {
 	w := &Watcher{table: t, log: log, now: time.Now, ns: map[uint32]*nsWatch{}, refused: map[uint32]refusal{}}
-	self, err := os.Open("/proc/self/ns/net")
+	// The thread's: the sockets below are made in it (a caller may have
+	// moved it to another namespace, as tests do).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +181,7 @@ func (w *Watcher) handle(n *nsWatch, b []byte) {
 		switch m.typ {
 		case ctMsgNew:
 			w.events.Add(1)
+			w.news.Add(1)
 			if e, ok := parseEntry(m.data); ok {
 				w.table.Upsert(n.inode, e, n.gen)
 			}
@@ -419,7 +425,7 @@ func (w *Watcher) Stats() WatcherStats {
 	w.mu.Lock()
 	n := len(w.ns)
 	w.mu.Unlock()
-	return WatcherStats{Events: w.events.Load(), Lost: w.lost.Load(), Resyncs: w.resyncs.Load(), NetnsRefused: w.netnsRefused.Load(), Namespaces: n}
+	return WatcherStats{Events: w.events.Load(), New: w.news.Load(), Lost: w.lost.Load(), Resyncs: w.resyncs.Load(), NetnsRefused: w.netnsRefused.Load(), Namespaces: n}
 }
 
 // Close stops following every namespace and waits for the readers.

@@ -18,8 +18,8 @@ type Watcher struct{}
 
 // WatcherStats: see the Linux Watcher.
 type WatcherStats struct {
-	Events, Lost, Resyncs, NetnsRefused uint64
-	Namespaces                          int
+	Events, New, Lost, Resyncs, NetnsRefused uint64
+	Namespaces                               int
 }
 
 func NewWatcher(*Table, *zap.Logger) (*Watcher, error) { return nil, ErrNoConntrack }

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package nat
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
+)
+
+// testNS is a network namespace the test creates, with loopback up and an
+// nftables DNAT of 127.0.0.1:80 to 127.0.0.1:8080 in its output hook, so
+// that its loopback connections are tracked and translated.
+type testNS struct{ name string }
+
+func newTestNS(t testing.TB) *testNS {
+	t.Helper()
+	privtest.Require(t)
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("needs %s: %v", tool, err)
+		}
+	}
+	ns := &testNS{name: fmt.Sprintf("enatw%d", os.Getpid()%100000)}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns.name).Run() })
+	for _, args := range [][]string{{"netns", "add", ns.name}, {"-n", ns.name, "link", "set", "lo", "up"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`table ip enatw { chain out { type nat hook output priority -100; ip daddr 127.0.0.1 tcp dport 80 dnat to 127.0.0.1:8080; }; }`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	return ns
+}
+
+// in runs fn on a thread in the namespace.
+func (ns *testNS) in(t testing.TB, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	f, err := os.Open("/run/netns/" + ns.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatal(err)
+	}
+	fn()
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		panic(err)
+	}
+}
+
+// watcherIn starts a Watcher whose own namespace is ns, so that no other
+// traffic of the host reaches its counts.
+func (ns *testNS) watcherIn(t testing.TB, tb *Table) *Watcher {
+	t.Helper()
+	var w *Watcher
+	var err error
+	ns.in(t, func() { w, err = NewWatcher(tb, zap.NewNop()) })
+	if err != nil {
+		privtest.SkipOrFail(t, err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// serve accepts and closes connections on 127.0.0.1:8080 in ns.
+func (ns *testNS) serve(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	ns.in(t, func() { ln, err = net.Listen("tcp4", "127.0.0.1:8080") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// dialReset opens a connection to 127.0.0.1:80 (DNATed to :8080) on the
+// calling thread, which is in the namespace, and resets it: no TIME_WAIT,
+// so the ports are reused at once (conntrack still has one NEW each).
+func dialReset() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 80, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
+// TestWatcherTranslatesNewConnections: a connection made after the Watcher
+// started is in its table with the DNAT conntrack did, from the NEW event.
+func TestWatcherTranslatesNewConnections(t *testing.T) {
+	ns := newTestNS(t)
+	tb := NewTable(Options{})
+	w := ns.watcherIn(t, tb)
+	ns.serve(t)
+	var c net.Conn
+	var err error
+	ns.in(t, func() { c, err = net.Dial("tcp4", "127.0.0.1:80") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := netip.MustParseAddrPort(c.LocalAddr().String())
+	var tr Translation
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if tr, ok = tb.Lookup(0, ProtoTCP, local, netip.MustParseAddrPort("127.0.0.1:80")); ok {
+			break
+		}
+	}
+	if want := (Translation{Peer: netip.MustParseAddrPort("127.0.0.1:8080")}); !ok || tr != want {
+		t.Fatalf("translation of %v -> 127.0.0.1:80: %+v %v, want %+v (stats %+v)", local, tr, ok, want, w.Stats())
+	}
+}
+
+// TestWatcherCountsEveryEvent: with the reader held up and a small socket
+// buffer, the kernel drops events; every NEW event is then either read or
+// counted lost - their sum is exactly the connections made - and the loss
+// is followed by a re-dump.
+func TestWatcherCountsEveryEvent(t *testing.T) {
+	ns := newTestNS(t)
+	old := rcvBuf
+	rcvBuf = 64 << 10 // a few dozen events
+	defer func() { rcvBuf = old }()
+	tb := NewTable(Options{})
+	w := ns.watcherIn(t, tb)
+	ns.serve(t)
+
+	const conns = 3000
+	tb.mu.Lock() // the reader blocks in its first Upsert
+	var dialErr error
+	ns.in(t, func() {
+		for range conns {
+			if dialErr = dialReset(); dialErr != nil {
+				return
+			}
+		}
+	})
+	tb.mu.Unlock()
+	if dialErr != nil {
+		t.Fatal(dialErr)
+	}
+	var s WatcherStats
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s = w.Stats(); s.New+s.Lost >= conns {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	s = w.Stats()
+	if s.New+s.Lost != conns || s.Lost == 0 || s.Resyncs == 0 {
+		t.Fatalf("%d connections: %d NEW events read, %d lost, %d re-dumps; want read+lost = %d, some lost, a re-dump", conns, s.New, s.Lost, s.Resyncs, conns)
+	}
+	t.Logf("%d connections: %d NEW events read, %d lost (counted), %d re-dumps", conns, s.New, s.Lost, s.Resyncs)
+}
+
+// BenchmarkConntrack20k measures what following conntrack costs at 20,000
+// new connections a second: a helper process (this test binary) opens and
+// resets DNATed loopback connections at that rate in a namespace for
+// NAT_BENCH_SECONDS (default 5) while this process only reads the events.
+// Reported: the connections/s reached, the CPU this process used per second
+// (user+system, all threads: the event reader, the table, the runtime),
+// the events read and lost. Run: CI=true go test -run '^$' -bench Conntrack20k -benchtime 1x ./internal/nat/
+func BenchmarkConntrack20k(b *testing.B) {
+	ns := newTestNS(b)
+	tb := NewTable(Options{})
+	w := ns.watcherIn(b, tb)
+	secs := 5
+	if v, err := strconv.Atoi(os.Getenv("NAT_BENCH_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	for b.Loop() {
+		before := w.Stats()
+		var ru0, ru1 unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+		start := time.Now()
+		cmd := exec.Command("ip", "netns", "exec", ns.name, os.Args[0], "-test.run", "^TestNATLoadHelper$")
+		cmd.Env = append(os.Environ(), "NAT_LOAD_RATE=20000", "NAT_LOAD_SECONDS="+strconv.Itoa(secs))
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("load helper: %v: %s", err, out)
+		}
+		var made int
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			fmt.Sscanf(sc.Text(), "connections %d", &made)
+		}
+		// Let the reader drain what is queued, then measure.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if s := w.Stats(); s.New+s.Lost-before.New-before.Lost >= uint64(made) {
+				break
+			}
+		}
+		elapsed := time.Since(start).Seconds()
+		unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		s := w.Stats()
+		b.ReportMetric(float64(made)/float64(secs), "conns/s")
+		b.ReportMetric(cpu.Seconds()*1000/elapsed, "cpu-ms/s")
+		b.ReportMetric(float64(s.Events-before.Events), "events")
+		b.ReportMetric(float64(s.New-before.New), "new-events")
+		b.ReportMetric(float64(s.Lost-before.Lost), "lost")
+		b.ReportMetric(float64(s.Resyncs-before.Resyncs), "resyncs")
+		if got := s.New + s.Lost - before.New - before.Lost; got != uint64(made) {
+			b.Errorf("%d connections, %d NEW events read + lost", made, got)
+		}
+	}
+}
+
+// TestNATLoadHelper is the load of BenchmarkConntrack20k, run as a helper
+// process inside the test namespace; it does nothing otherwise.
+func TestNATLoadHelper(t *testing.T) {
+	rate, _ := strconv.Atoi(os.Getenv("NAT_LOAD_RATE"))
+	secs, _ := strconv.Atoi(os.Getenv("NAT_LOAD_SECONDS"))
+	if rate <= 0 || secs <= 0 {
+		t.Skip("the load helper of BenchmarkConntrack20k")
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	// Workers take tokens paced at rate; each connection is connect then
+	// reset, on blocking sockets (loopback completes the handshake inline).
+	tokens := make(chan struct{}, rate)
+	var made atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range tokens {
+				if err := dialReset(); err != nil {
+					if !errors.Is(err, unix.EADDRNOTAVAIL) {
+						firstErr.CompareAndSwap(nil, err)
+					}
+					continue
+				}
+				made.Add(1)
+			}
+		}()
+	}
+	const tick = time.Millisecond
+	perTick := rate / int(time.Second/tick)
+	end := time.Now().Add(time.Duration(secs) * time.Second)
+	tk := time.NewTicker(tick)
+	for now := range tk.C {
+		if now.After(end) {
+			break
+		}
+		for range perTick {
+			select {
+			case tokens <- struct{}{}:
+			default: // the workers are behind: the rate is not reached
+			}
+		}
+	}
+	tk.Stop()
+	close(tokens)
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		t.Logf("connect error: %v", e)
+	}
+	fmt.Printf("connections %d\n", made.Load())
+}
