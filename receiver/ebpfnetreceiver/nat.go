@@ -13,7 +13,7 @@ import (
 )
 
 // natTranslator sets the NAT translation of a poll's connections
-// (conns.Conn.NATLocal, NATPeer) before they are aggregated.
+// (conns.Conn.NAT) before they are aggregated.
 type natTranslator interface {
 	// annotate sets the translation of the poll's connections and follows
 	// the network namespaces they are in. It is called once per poll.

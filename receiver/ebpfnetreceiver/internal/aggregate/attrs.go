@@ -111,9 +111,9 @@ var attributes = [numAttrs]attribute{
 	// connections, so optional; the ephemeral ports of either end are left
 	// out as network.local.port and network.peer.port are by default.
 	{set: AttrNATPeerAddress, key: "ebpfnet.nat.peer.address", kind: kindAddr, slot: 2, inDefaultKey: true, perConnection: true, optional: true,
-		addr: func(c *conns.Conn) netip.Addr { return c.NATPeer.Addr().Unmap() }},
+		addr: func(c *conns.Conn) netip.Addr { return natOf(c).Peer.Addr().Unmap() }},
 	{set: AttrNATLocalAddress, key: "ebpfnet.nat.local.address", kind: kindAddr, slot: 3, inDefaultKey: true, perConnection: true, optional: true,
-		addr: func(c *conns.Conn) netip.Addr { return c.NATLocal.Addr().Unmap() }},
+		addr: func(c *conns.Conn) netip.Addr { return natOf(c).Local.Addr().Unmap() }},
 	{set: AttrNATServerPort, key: "ebpfnet.nat.server.port", kind: kindInt, inDefaultKey: true, perConnection: true, optional: true,
 		read: natServerPort},
 	{set: AttrIODirection, key: "network.io.direction", kind: kindStr, optional: true,
@@ -366,14 +366,25 @@ func serverPort(c *conns.Conn) uint16 {
 // client dialled); 0 when that side is not translated. An unknown direction
 // takes the side serverPort took.
 func natServerPort(c *conns.Conn) uint16 {
+	if c.NAT == nil {
+		return 0
+	}
 	out := c.Direction == conns.DirectionOutgoing
 	if c.Direction == conns.DirectionUnknown {
 		out = serverPort(c) == c.Peer.Port()
 	}
 	if out {
-		return c.NATPeer.Port()
+		return natOf(c).Peer.Port()
 	}
-	return c.NATLocal.Port()
+	return natOf(c).Local.Port()
+}
+
+// natOf is c's translation; the zero one when there is none.
+func natOf(c *conns.Conn) conns.NAT {
+	if c.NAT == nil {
+		return conns.NAT{}
+	}
+	return *c.NAT
 }
 
 // compareAttrs orders series, in table order, so output is deterministic.

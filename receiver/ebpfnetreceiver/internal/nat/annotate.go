@@ -14,23 +14,23 @@ import (
 // series. Not safe for concurrent use (one poll at a time).
 type Annotator struct {
 	t     *Table
-	known map[conns.ID]Translation // open connections that have one
-	seen  map[conns.ID]bool        // scratch: those of this poll
+	known map[conns.ID]*conns.NAT // open connections that have one
+	seen  map[conns.ID]bool       // scratch: those of this poll
 }
 
 // NewAnnotator returns an Annotator reading t.
 func NewAnnotator(t *Table) *Annotator {
-	return &Annotator{t: t, known: map[conns.ID]Translation{}, seen: map[conns.ID]bool{}}
+	return &Annotator{t: t, known: map[conns.ID]*conns.NAT{}, seen: map[conns.ID]bool{}}
 }
 
-// Annotate sets NATLocal and NATPeer of the open and the closed
-// connections of one poll.
+// Annotate sets the NAT of the open and the closed connections of one
+// poll. An open connection's is allocated once and shared by its polls.
 func (a *Annotator) Annotate(active, closed []conns.Conn) {
 	clear(a.seen)
 	for i := range active {
-		if tr, ok := a.translate(&active[i]); ok {
+		if a.translate(&active[i]) {
 			id := active[i].ID()
-			a.known[id], a.seen[id] = tr, true
+			a.known[id], a.seen[id] = active[i].NAT, true
 		}
 	}
 	for i := range closed {
@@ -44,15 +44,20 @@ func (a *Annotator) Annotate(active, closed []conns.Conn) {
 	}
 }
 
-func (a *Annotator) translate(c *conns.Conn) (Translation, bool) {
-	tr, ok := a.known[c.ID()]
-	if !ok {
-		proto := ProtoTCP
-		if c.Transport == conns.TransportUDP {
-			proto = ProtoUDP
-		}
-		tr, ok = a.t.Lookup(c.Netns, proto, c.Local, c.Peer)
+// translate sets c.NAT, reporting whether c has one.
+func (a *Annotator) translate(c *conns.Conn) bool {
+	if n := a.known[c.ID()]; n != nil {
+		c.NAT = n
+		return true
 	}
-	c.NATLocal, c.NATPeer = tr.Local, tr.Peer
-	return tr, ok
+	c.NAT = nil
+	proto := ProtoTCP
+	if c.Transport == conns.TransportUDP {
+		proto = ProtoUDP
+	}
+	tr, ok := a.t.Lookup(c.Netns, proto, c.Local, c.Peer)
+	if ok {
+		c.NAT = &conns.NAT{Local: tr.Local, Peer: tr.Peer}
+	}
+	return ok
 }
