@@ -189,6 +189,63 @@ func (s *nlSocket) recv(buf []byte) (int, error) {
 	return n, rerr
 }
 
+// batch is what recvBatch reads into: several datagrams per system call,
+// as each conntrack event is a datagram of its own.
+type batch struct {
+	hdrs []mmsghdr
+	bufs [][]byte
+	iovs []unix.Iovec
+}
+
+// mmsghdr is struct mmsghdr (Go pads it to its alignment as C does).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// batchBufSize holds any conntrack event (the largest, with helper, labels
+// and security context, stay under 1 KiB); a longer one is reported
+// truncated, never cut silently.
+const batchBufSize = 4096
+
+func newBatch(n int) *batch {
+	b := &batch{hdrs: make([]mmsghdr, n), bufs: make([][]byte, n), iovs: make([]unix.Iovec, n)}
+	for i := range n {
+		b.bufs[i] = make([]byte, batchBufSize)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(batchBufSize)
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// recvBatch reads the datagrams queued (at least one, waiting for it in the
+// runtime's poller) with recvmmsg, and returns how many it read.
+func (s *nlSocket) recvBatch(b *batch) (int, error) {
+	var n int
+	var rerr error
+	err := s.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		n, rerr = int(r), nil
+		if e != 0 {
+			n, rerr = 0, e
+		}
+		return !errors.Is(rerr, unix.EAGAIN)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// datagram is the i-th datagram recvBatch read; truncated when it did not
+// fit in its buffer.
+func (b *batch) datagram(i int) (data []byte, truncated bool) {
+	h := &b.hdrs[i]
+	return b.bufs[i][:min(int(h.n), batchBufSize)], h.hdr.Flags&unix.MSG_TRUNC != 0
+}
+
 // send writes one request to the kernel.
 func (s *nlSocket) send(msg []byte) error {
 	var serr error

@@ -156,14 +156,25 @@ func (w *Watcher) start(n *nsWatch) error {
 // read handles the events of n until its socket is closed.
 func (w *Watcher) read(n *nsWatch) {
 	defer w.wg.Done()
-	buf := make([]byte, 64<<10)
+	b := newBatch(16) // 16 events per system call at most, 64 KiB
 	for {
-		k, err := n.events.recv(buf)
+		k, err := n.events.recvBatch(b)
 		switch {
 		case err == nil:
-			w.handle(n, buf[:k])
+			truncated := uint64(0)
+			for i := range k {
+				data, trunc := b.datagram(i)
+				if trunc {
+					truncated++ // an event larger than the buffer: lost
+					continue
+				}
+				w.handle(n, data)
+			}
+			if truncated > 0 {
+				w.resync(n, truncated)
+			}
 		case errors.Is(err, unix.ENOBUFS):
-			w.resync(n)
+			w.resync(n, 0)
 		case errors.Is(err, unix.EINTR):
 		default:
 			if !errors.Is(err, os.ErrClosed) {
@@ -197,11 +208,16 @@ func (w *Watcher) handle(n *nsWatch, b []byte) {
 	}
 }
 
-// resync counts what an overrun lost and dumps the table again.
-func (w *Watcher) resync(n *nsWatch) {
+// resync counts what an overrun lost (the socket's drops since the last
+// resync, plus truncated events read) and dumps the table again.
+func (w *Watcher) resync(n *nsWatch, truncated uint64) {
 	d, err := n.events.drops()
 	lost := d - n.drops
-	if err != nil || d < n.drops || lost == 0 {
+	if err != nil || d < n.drops {
+		lost = 0
+	}
+	lost += truncated
+	if lost == 0 {
 		lost = 1 // signalled without a drop: at least one event is gone
 	}
 	if err == nil {
