@@ -173,6 +173,48 @@ func TestWatcherTranslatesNewConnections(t *testing.T) {
 	}
 }
 
+// TestWatcherTranslatesIPv6: the same over IPv6 (ctnetlink's 16-byte
+// addresses), UDP this time: a datagram to [::1]:53 DNATed to [::1]:5353.
+func TestWatcherTranslatesIPv6(t *testing.T) {
+	ns := newTestNS(t)
+	cmd := exec.Command("ip", "netns", "exec", ns.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`table ip6 enatw6 { chain out { type nat hook output priority -100; ip6 daddr ::1 udp dport 53 dnat to [::1]:5353; }; }`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	tb := NewTable(Options{})
+	w := ns.watcherIn(t, tb)
+	var srv, c net.Conn
+	var err error
+	ns.in(t, func() {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp6", "[::1]:5353"); err != nil {
+			return
+		}
+		srv = pc.(*net.UDPConn)
+		c, err = net.Dial("udp6", "[::1]:53")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	defer c.Close()
+	if _, err := c.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	local := netip.MustParseAddrPort(c.LocalAddr().String())
+	var tr Translation
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if tr, ok = tb.Lookup(0, ProtoUDP, local, netip.MustParseAddrPort("[::1]:53")); ok {
+			break
+		}
+	}
+	if want := (Translation{Peer: netip.MustParseAddrPort("[::1]:5353")}); !ok || tr != want {
+		t.Fatalf("translation of %v -> [::1]:53: %+v %v, want %+v (stats %+v)", local, tr, ok, want, w.Stats())
+	}
+}
+
 // TestWatcherCountsEveryEvent: with the reader held up and a small socket
 // buffer, the kernel drops events; every NEW event is then either read or
 // counted lost - their sum is exactly the connections made - and the loss
