@@ -95,6 +95,7 @@ type nsWatch struct {
 	named        bool   // found in /run/netns: followed while it is there
 	events, dump *nlSocket
 	lastSeen     time.Time
+	stopped      atomic.Bool // set before its sockets are closed
 	// Owned by the reader goroutine once it runs.
 	gen, seq, drops uint64
 }
@@ -177,7 +178,7 @@ func (w *Watcher) read(n *nsWatch) {
 			w.resync(n, 0)
 		case errors.Is(err, unix.EINTR):
 		default:
-			if !errors.Is(err, os.ErrClosed) {
+			if !n.stopped.Load() {
 				w.log.Warn("conntrack events stopped", zap.Uint32("netns", n.inode), zap.Error(err))
 			}
 			return
@@ -346,8 +347,14 @@ func (w *Watcher) Refresh() {
 		stop = append(stop, n)
 		delete(w.ns, ino)
 	}
+	for ino, r := range w.refused {
+		if now.After(r.until) {
+			delete(w.refused, ino) // tried again when seen again
+		}
+	}
 	w.mu.Unlock()
 	for _, n := range stop {
+		n.stopped.Store(true)
 		n.events.Close()
 		n.dump.Close()
 		w.table.Forget(n.inode, now)
@@ -450,6 +457,7 @@ func (w *Watcher) Close() error {
 	w.closed = true
 	var errs []error
 	for ino, n := range w.ns {
+		n.stopped.Store(true)
 		errs = append(errs, n.events.Close(), n.dump.Close())
 		delete(w.ns, ino)
 	}
