@@ -11,9 +11,11 @@ import (
 // Defaults of Options.
 const (
 	// DefaultMaxEntries bounds the translated flows kept: each costs about
-	// 300 bytes (two index entries and the record), so 100 MiB at most is
-	// far above what a node's nf_conntrack_max of NAT'd flows needs.
-	DefaultMaxEntries = 262144
+	// 620 bytes (the record and its three index entries, measured on
+	// amd64), so about 80 MB when full. Untranslated flows are not kept, so
+	// this is the translated share of a node's conntrack table
+	// (nf_conntrack_max is often 131072 to 262144 for all flows).
+	DefaultMaxEntries = 131072
 	// DefaultGrace keeps a destroyed entry long enough for the poll after
 	// the connection's close to find it, at any sane collection_interval.
 	DefaultGrace = 2 * time.Minute
