@@ -70,10 +70,14 @@ type Stats struct {
 	Ambiguous uint64
 }
 
-// sockKey is a socket's view of a flow.
+// sockKey indexes a socket's view of a flow by its peer and local port,
+// not its local address: a socket bound to the wildcard address (a UDP
+// server on 0.0.0.0) does not know the address its datagrams came to, and
+// is matched by port. Lookup checks the local address of the candidates.
 type sockKey struct {
-	local, peer netip.AddrPort
-	proto       uint8
+	peer  netip.AddrPort
+	lport uint16
+	proto uint8
 }
 
 // flowKey names one conntrack entry: its original tuple in its namespace
@@ -145,8 +149,8 @@ func NewTable(opts Options) *Table {
 // views returns the two socket keys of a flow: the initiator's and the
 // responder's.
 func views(orig, reply Tuple) (initiator, responder sockKey) {
-	return sockKey{local: orig.Src, peer: orig.Dst, proto: orig.Proto},
-		sockKey{local: reply.Src, peer: reply.Dst, proto: reply.Proto}
+	return sockKey{peer: orig.Dst, lport: orig.Src.Port(), proto: orig.Proto},
+		sockKey{peer: reply.Dst, lport: reply.Src.Port(), proto: reply.Proto}
 }
 
 // Upsert records that conntrack in netns has e (a new entry, or one a dump
@@ -234,44 +238,59 @@ func (t *Table) Prune(now time.Time) {
 // proto in network namespace netns. An entry of the same namespace wins;
 // otherwise one of another namespace (kube-proxy translates in the node's
 // namespace the flows of sockets in pods' namespaces) if all that hold the
-// tuple agree. ok is false when no translation is known.
+// tuple agree. A socket bound to the unspecified address matches by its
+// port. ok is false when no translation is known.
 func (t *Table) Lookup(netns uint32, proto uint8, local, peer netip.AddrPort) (tr Translation, ok bool) {
-	k := sockKey{local: unmapAP(local), peer: unmapAP(peer), proto: proto}
+	local, peer = unmapAP(local), unmapAP(peer)
+	k := sockKey{peer: peer, lport: local.Port(), proto: proto}
+	wild := local.Addr().IsUnspecified()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rs := t.socks[k]
-	var other *record
-	for _, r := range rs {
-		if r.netns == netns {
-			return translation(k, r), true
-		}
-		if other != nil && translation(k, other) != translation(k, r) {
+	var other Translation
+	found := false
+	for _, r := range t.socks[k] {
+		cand, match := r.translationFor(local, peer, wild)
+		switch {
+		case !match:
+		case r.netns == netns:
+			return cand, true
+		case found && cand != other:
 			t.stats.Ambiguous++
 			return Translation{}, false
+		default:
+			other, found = cand, true
 		}
-		other = r
 	}
-	if other == nil {
-		return Translation{}, false
-	}
-	return translation(k, other), true
+	return other, found
 }
 
-// translation is what r makes of the socket k: the other direction's
-// endpoints, where they differ from the socket's.
-func translation(k sockKey, r *record) Translation {
+// translationFor is what r makes of the socket local -> peer, if the socket
+// is one of r's ends: the other direction's endpoints, where they differ
+// from that end's own. wild: the socket's local address is unspecified,
+// only its port is known.
+func (r *record) translationFor(local, peer netip.AddrPort, wild bool) (Translation, bool) {
+	is := func(end netip.AddrPort) bool {
+		return end == local || wild && end.Port() == local.Port()
+	}
+	var own, wire Tuple // the end's socket view (Src local, Dst peer), what it becomes
+	switch {
+	case r.orig.Dst == peer && is(r.orig.Src): // the initiator
+		own = r.orig
+		wire = Tuple{Src: r.reply.Dst, Dst: r.reply.Src}
+	case r.reply.Dst == peer && is(r.reply.Src): // the responder
+		own = r.reply
+		wire = Tuple{Src: r.orig.Dst, Dst: r.orig.Src}
+	default:
+		return Translation{}, false
+	}
 	var tr Translation
-	local, peer := r.reply.Dst, r.reply.Src // k is the initiator
-	if k.local != r.orig.Src || k.peer != r.orig.Dst {
-		local, peer = r.orig.Dst, r.orig.Src // k is the responder
+	if wire.Src != own.Src {
+		tr.Local = wire.Src
 	}
-	if local != k.local {
-		tr.Local = local
+	if wire.Dst != own.Dst {
+		tr.Peer = wire.Dst
 	}
-	if peer != k.peer {
-		tr.Peer = peer
-	}
-	return tr
+	return tr, true
 }
 
 // Stats returns the table's counts.

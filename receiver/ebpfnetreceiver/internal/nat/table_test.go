@@ -217,3 +217,33 @@ func BenchmarkUpsertDestroy(b *testing.B) {
 		}
 	}
 }
+
+// TestWildcardBoundSocketMatchesByPort: a UDP server bound to 0.0.0.0 does
+// not know the address its datagrams came to; it matches its flows by port,
+// and is told only what NAT changed (the address the client dialled), not
+// its own address.
+func TestWildcardBoundSocketMatchesByPort(t *testing.T) {
+	tb := NewTable(Options{})
+	dns := Entry{
+		Orig:  Tuple{Src: client, Dst: netip.MustParseAddrPort("10.96.0.10:53"), Proto: ProtoUDP},
+		Reply: Tuple{Src: netip.MustParseAddrPort("10.244.1.7:5353"), Dst: client, Proto: ProtoUDP},
+	}
+	tb.Upsert(1, dns, 1)
+	wild := netip.MustParseAddrPort("0.0.0.0:5353")
+	if tr, ok := tb.Lookup(2, ProtoUDP, wild, client); !ok || tr != (Translation{Local: dns.Orig.Dst}) {
+		t.Errorf("wildcard server: %+v %v, want local %v", tr, ok, dns.Orig.Dst)
+	}
+	if _, ok := tb.Lookup(2, ProtoUDP, netip.MustParseAddrPort("0.0.0.0:5354"), client); ok {
+		t.Error("another port matched")
+	}
+	if _, ok := tb.Lookup(2, ProtoUDP, netip.MustParseAddrPort("10.244.9.9:5353"), client); ok {
+		t.Error("another local address matched")
+	}
+	// SNAT only, server on the wildcard address: its peer was rewritten,
+	// its own address was not.
+	snatOnly := Entry{Orig: Tuple{Src: client, Dst: backend, Proto: ProtoUDP}, Reply: Tuple{Src: backend, Dst: snat, Proto: ProtoUDP}}
+	tb.Upsert(1, snatOnly, 1)
+	if tr, ok := tb.Lookup(2, ProtoUDP, netip.AddrPortFrom(netip.IPv4Unspecified(), backend.Port()), snat); !ok || tr != (Translation{Peer: client}) {
+		t.Errorf("wildcard server behind SNAT: %+v %v, want peer %v only", tr, ok, client)
+	}
+}
