@@ -8,12 +8,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,9 @@ const (
 	natVIPPort     = 80   // the service port the client dials
 	natBackendPort = 8080 // where DNAT sends it
 	natSNATPort    = 9090 // the server port whose flows A's SNAT rewrites
+
+	natUDPVIPPort     = 53   // a UDP service on the virtual address
+	natUDPBackendPort = 5353 // where DNAT sends it, to a server bound to 0.0.0.0
 )
 
 // TestEndToEndNAT runs the receiver with the real tracer and conntrack, in
@@ -51,7 +56,8 @@ const (
 //   - DNAT: the client dials a virtual address, which A's output hook sends
 //     to the server. The client's connection reports the virtual address as
 //     its peer and the server as its translated peer (and port); the
-//     server's reports the virtual address as its translated local end;
+//     server's reports the virtual address as its translated local end.
+//     The same over UDP to a server bound to 0.0.0.0;
 //   - SNAT: A's postrouting rewrites the client's source. The client's
 //     connection reports the rewritten address as its translated local
 //     end, the server's the client's real address as its translated peer.
@@ -71,12 +77,14 @@ func TestEndToEndNAT(t *testing.T) {
 	chain out {
 		type nat hook output priority -100;
 		ip daddr %s tcp dport %d dnat to %s:%d
+		ip daddr %s udp dport %d dnat to %s:%d
 	}
 	chain post {
 		type nat hook postrouting priority 100;
 		ip daddr %s tcp dport %d snat to %s
 	}
-}`, natVIP, natVIPPort, natServerAddr, natBackendPort, natServerAddr, natSNATPort, natSNATAddr))
+}`, natVIP, natVIPPort, natServerAddr, natBackendPort, natVIP, natUDPVIPPort, natServerAddr, natUDPBackendPort,
+		natServerAddr, natSNATPort, natSNATAddr))
 
 	cfg := createDefaultConfig()
 	cfg.CollectionInterval = 200 * time.Millisecond
@@ -103,9 +111,16 @@ func TestEndToEndNAT(t *testing.T) {
 	const sent, received = 23456, 7890 // bytes each client sends and receives
 	dnat := nn.exchange(t, netip.AddrPortFrom(natServerAddr, natBackendPort), netip.AddrPortFrom(natVIP, natVIPPort), sent, received)
 	snat := nn.exchange(t, netip.AddrPortFrom(natServerAddr, natSNATPort), netip.AddrPortFrom(natServerAddr, natSNATPort), sent, received)
+	const query, answer = 45, 321 // the UDP datagrams' sizes
+	udp := nn.exchangeUDP(t, natUDPBackendPort, netip.AddrPortFrom(natVIP, natUDPVIPPort), query, answer)
 
 	// conntrack's own view, in A where the NAT happens.
-	ct := nn.conntrackL(t)
+	ct := nn.conntrackL(t, "tcp")
+	udpCT, ok := nn.conntrackL(t, "udp")[udp.client]
+	if want := (ctEntry{udp.client, netip.AddrPortFrom(natVIP, natUDPVIPPort), netip.AddrPortFrom(natServerAddr, natUDPBackendPort), udp.client}); !ok || udpCT != want {
+		t.Fatalf("UDP DNAT: conntrack -L %v (found %v), want %v", udpCT, ok, want)
+	}
+	flows := append(slices.Collect(maps.Values(ct)), udpCT) // for the messages
 	dnatCT, ok := ct[dnat.client]
 	if !ok {
 		t.Fatalf("conntrack -L in A has no entry from %v: %v", dnat.client, ct)
@@ -130,7 +145,7 @@ func TestEndToEndNAT(t *testing.T) {
 		netns         uint32
 		local, peer   netip.AddrPort
 		nat           map[string]string // ebpfnet.nat.* attributes, absent ones ""
-		transmit, rcv int64
+		transmit, rcv int64             // payload bytes
 	}
 	nsA, nsB := nn.inode(t, nn.a), nn.inode(t, nn.b)
 	wants := map[string]want{
@@ -142,6 +157,12 @@ func TestEndToEndNAT(t *testing.T) {
 			"ebpfnet.nat.local.address": snatCT.replyDst.Addr().String()}, sent, received},
 		"SNAT server": {nsB, snat.server, snat.accepted, map[string]string{
 			"ebpfnet.nat.peer.address": snatCT.origSrc.Addr().String()}, received, sent},
+		// The server's socket is bound to 0.0.0.0: the tracer reports that
+		// as its local address, and it is matched by its port.
+		"UDP DNAT client": {nsA, udp.client, netip.AddrPortFrom(natVIP, natUDPVIPPort), map[string]string{
+			"ebpfnet.nat.peer.address": udpCT.replySrc.Addr().String(), "ebpfnet.nat.server.port": fmt.Sprint(udpCT.replySrc.Port())}, query, answer},
+		"UDP DNAT server": {nsB, netip.AddrPortFrom(netip.IPv4Unspecified(), natUDPBackendPort), udp.accepted, map[string]string{
+			"ebpfnet.nat.local.address": udpCT.origDst.Addr().String(), "ebpfnet.nat.server.port": fmt.Sprint(udpCT.origDst.Port())}, answer, query},
 	}
 	var got map[string]natSeries
 	deadline := time.Now().Add(15 * time.Second)
@@ -164,7 +185,7 @@ func TestEndToEndNAT(t *testing.T) {
 	}
 	for name, w := range wants {
 		s, ok := got[seriesKeyOf(w.netns, w.local, w.peer)]
-		t.Logf("%s: %v -> %v in netns %d: transmit %d receive %d %v; conntrack -L in A: %v", name, w.local, w.peer, w.netns, s.tx, s.rx, s.attrs, flowOf(ct, w.local, w.peer))
+		t.Logf("%s: %v -> %v in netns %d: transmit %d receive %d %v; conntrack -L in A: %v", name, w.local, w.peer, w.netns, s.tx, s.rx, s.attrs, flowOf(flows, w.local, w.peer))
 		if !ok {
 			t.Errorf("%s: no ebpfnet.connection.io series for %v -> %v in netns %d; series: %v", name, w.local, w.peer, w.netns, got)
 			continue
@@ -174,7 +195,7 @@ func TestEndToEndNAT(t *testing.T) {
 		}
 		for _, k := range []string{"ebpfnet.nat.peer.address", "ebpfnet.nat.local.address", "ebpfnet.nat.server.port"} {
 			if s.attrs[k] != w.nat[k] {
-				t.Errorf("%s (%v -> %v): %s=%q, want %q (conntrack -L: %v)", name, w.local, w.peer, k, s.attrs[k], w.nat[k], flowOf(ct, w.local, w.peer))
+				t.Errorf("%s (%v -> %v): %s=%q, want %q (conntrack -L: %v)", name, w.local, w.peer, k, s.attrs[k], w.nat[k], flowOf(flows, w.local, w.peer))
 			}
 		}
 	}
@@ -318,6 +339,57 @@ func (nn *natNet) exchange(t *testing.T, listen, dial netip.AddrPort, sent, rece
 	}
 }
 
+// exchangeUDP has a server in B bound to 0.0.0.0:port answer one datagram
+// of query bytes, which a client in A sends to dial, with answer bytes.
+func (nn *natNet) exchangeUDP(t *testing.T, port uint16, dial netip.AddrPort, query, answer int) natExchange {
+	t.Helper()
+	var pc net.PacketConn
+	var err error
+	nn.in(t, nn.b, func() { pc, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	type result struct {
+		peer netip.AddrPort
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		n, from, err := pc.ReadFrom(buf)
+		if err == nil && n != query {
+			err = fmt.Errorf("server read a datagram of %d bytes, want %d", n, query)
+		}
+		if err == nil {
+			_, err = pc.WriteTo(make([]byte, answer), from)
+		}
+		var peer netip.AddrPort
+		if from != nil {
+			peer = netip.MustParseAddrPort(from.String())
+		}
+		done <- result{peer, err}
+	}()
+	var c net.Conn
+	nn.in(t, nn.a, func() { c, err = net.Dial("udp4", dial.String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(make([]byte, query)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 2048)); err != nil || n != answer {
+		t.Fatalf("client read %d bytes (%v), want %d", n, err, answer)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	return natExchange{client: netip.MustParseAddrPort(c.LocalAddr().String()), server: dial, accepted: res.peer}
+}
+
 // ctEntry is one line of `conntrack -L`: the original and the reply tuple.
 type ctEntry struct {
 	origSrc, origDst, replySrc, replyDst netip.AddrPort
@@ -329,10 +401,10 @@ func (e ctEntry) String() string {
 
 var ctField = regexp.MustCompile(`(src|dst|sport|dport)=(\S+)`)
 
-// conntrackL lists A's TCP conntrack entries, by original source.
-func (nn *natNet) conntrackL(t *testing.T) map[netip.AddrPort]ctEntry {
+// conntrackL lists A's conntrack entries of proto, by original source.
+func (nn *natNet) conntrackL(t *testing.T, proto string) map[netip.AddrPort]ctEntry {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", nn.a, "conntrack", "-L", "-p", "tcp").Output()
+	out, err := exec.Command("ip", "netns", "exec", nn.a, "conntrack", "-L", "-p", proto).Output()
 	if err != nil {
 		t.Fatalf("conntrack -L in %s: %v", nn.a, err)
 	}
@@ -355,9 +427,10 @@ func (nn *natNet) conntrackL(t *testing.T) map[netip.AddrPort]ctEntry {
 }
 
 // flowOf is the entry of the flow a socket local -> peer is one end of.
-func flowOf(ct map[netip.AddrPort]ctEntry, local, peer netip.AddrPort) ctEntry {
-	for _, e := range ct {
-		if e.origSrc == local && e.origDst == peer || e.replySrc == local && e.replyDst == peer {
+func flowOf(flows []ctEntry, local, peer netip.AddrPort) ctEntry {
+	for _, e := range flows {
+		wild := local.Addr().IsUnspecified() && e.replySrc.Port() == local.Port() && e.replyDst == peer
+		if e.origSrc == local && e.origDst == peer || e.replySrc == local && e.replyDst == peer || wild {
 			return e
 		}
 	}
@@ -383,7 +456,7 @@ func seriesKeyOf(netns uint32, local, peer netip.AddrPort) string {
 	return fmt.Sprintf("%d %v %v", netns, local, peer)
 }
 
-// natSeriesOf returns the TCP ebpfnet.connection.io series of pid by
+// natSeriesOf returns the ebpfnet.connection.io series of pid by
 // namespace and socket endpoints (the test enables the port attributes).
 func natSeriesOf(md pmetric.Metrics, pid int64) map[string]natSeries {
 	out := map[string]natSeries{}
@@ -404,7 +477,7 @@ func natSeriesOf(md pmetric.Metrics, pid int64) map[string]natSeries {
 				dps := ms.At(k).Sum().DataPoints()
 				for l := 0; l < dps.Len(); l++ {
 					a := dps.At(l).Attributes()
-					if str(a, "network.transport") != "tcp" {
+					if tr := str(a, "network.transport"); tr != "tcp" && tr != "udp" {
 						continue
 					}
 					local, err1 := netip.ParseAddr(str(a, "network.local.address"))
