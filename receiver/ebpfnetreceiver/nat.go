@@ -43,7 +43,7 @@ func newConntrackNAT(cfg *Config, logger *zap.Logger) natTranslator {
 	// entry must outlive the DESTROY by a few collection intervals.
 	grace := max(nat.DefaultGrace, 3*cfg.CollectionInterval)
 	t := nat.NewTable(nat.Options{MaxEntries: cfg.NAT.MaxEntries, Grace: grace})
-	w, err := nat.NewWatcher(t, logger)
+	w, err := newWatcher(t, logger)
 	if err != nil {
 		if errors.Is(err, nat.ErrNoConntrack) {
 			logger.Info("NAT translation off: this kernel has no conntrack", zap.Error(err))
@@ -54,6 +54,10 @@ func newConntrackNAT(cfg *Config, logger *zap.Logger) natTranslator {
 	}
 	return &conntrackNAT{w: w, t: t, a: nat.NewAnnotator(t)}
 }
+
+// newWatcher is nat.NewWatcher; a test makes it fail as a kernel without
+// conntrack does.
+var newWatcher = nat.NewWatcher
 
 type conntrackNAT struct {
 	w *nat.Watcher

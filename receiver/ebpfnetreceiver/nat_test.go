@@ -4,6 +4,8 @@ package ebpfnetreceiver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,9 +14,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadatatest"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/nat"
 )
 
 // fakeNAT translates every connection to peer 10.244.1.7:8080 and reports
@@ -66,7 +70,9 @@ func TestNATIsAppliedBeforeAggregation(t *testing.T) {
 			dps := ms.At(k).Sum().DataPoints()
 			for l := 0; l < dps.Len(); l++ {
 				a := dps.At(l).Attributes()
-				if str(a, "ebpfnet.nat.peer.address") != "10.244.1.7" || intAttr(a, "ebpfnet.nat.server.port") != 8080 {
+				peer, _ := a.Get("ebpfnet.nat.peer.address")
+				port, _ := a.Get("ebpfnet.nat.server.port")
+				if peer.AsString() != "10.244.1.7" || port.Int() != 8080 {
 					t.Errorf("data point without the translation: %v", a.AsRaw())
 				}
 				if _, ok := a.Get("ebpfnet.nat.local.address"); ok {
@@ -90,5 +96,37 @@ func TestNATIsAppliedBeforeAggregation(t *testing.T) {
 	}
 	if !fn.closed {
 		t.Error("the translator was not closed with the tracer")
+	}
+}
+
+// TestNATOffWithoutConntrack: where the kernel has no conntrack netlink, or
+// it cannot be read, the translation turns itself off with one log line
+// saying why, and the receiver runs on; nat::enabled false opens nothing.
+func TestNATOffWithoutConntrack(t *testing.T) {
+	defer func(f func(*nat.Table, *zap.Logger) (*nat.Watcher, error)) { newWatcher = f }(newWatcher)
+	for _, tc := range []struct {
+		err   error
+		level string
+	}{
+		{fmt.Errorf("netlink netfilter socket: %w", nat.ErrNoConntrack), "info"},
+		{errors.New("bind conntrack groups: operation not permitted"), "warn"},
+	} {
+		newWatcher = func(*nat.Table, *zap.Logger) (*nat.Watcher, error) { return nil, tc.err }
+		core, logs := observer.New(zap.DebugLevel)
+		if tr := newConntrackNAT(createDefaultConfig(), zap.New(core)); tr != nil {
+			t.Fatalf("%v: translator %v, want none", tc.err, tr)
+		}
+		if logs.Len() != 1 || logs.All()[0].Level.String() != tc.level {
+			t.Fatalf("%v: logs %v, want one %s line", tc.err, logs.All(), tc.level)
+		}
+	}
+	newWatcher = func(*nat.Table, *zap.Logger) (*nat.Watcher, error) {
+		t.Fatal("nat::enabled false opened conntrack")
+		return nil, nil
+	}
+	cfg := createDefaultConfig()
+	cfg.NAT.Enabled = false
+	if tr := newConntrackNAT(cfg, zap.NewNop()); tr != nil {
+		t.Fatal("translation on with nat::enabled false")
 	}
 }
