@@ -142,7 +142,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetNatEventsLost, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_nat_events_lost",
-		metric.WithDescription("Conntrack events the kernel could not deliver (the event socket's receive buffer full - its drop counter - plus one per overrun signalled without a drop). Each overrun is followed by a new dump of the table (ebpfnet_nat_resyncs), which finds again the entries still alive; connections whose entry came and went in between get no NAT attributes. [Alpha]"),
+		metric.WithDescription("Conntrack events the kernel could not deliver (the event socket's receive buffer full - its drop counter, exact - plus one per overrun signalled without a drop and each event too large for the reader's 4 KiB buffer). Each overrun is followed by a new dump of the table (ebpfnet_nat_resyncs), which finds again the entries still alive; connections whose entry came and went in between get no NAT attributes. [Alpha]"),
 		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)

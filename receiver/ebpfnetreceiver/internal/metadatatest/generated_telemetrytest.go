@@ -104,7 +104,7 @@ func AssertEqualEbpfnetNatEvents(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualEbpfnetNatEventsLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_nat_events_lost",
-		Description: "Conntrack events the kernel could not deliver (the event socket's receive buffer full - its drop counter - plus one per overrun signalled without a drop). Each overrun is followed by a new dump of the table (ebpfnet_nat_resyncs), which finds again the entries still alive; connections whose entry came and went in between get no NAT attributes. [Alpha]",
+		Description: "Conntrack events the kernel could not deliver (the event socket's receive buffer full - its drop counter, exact - plus one per overrun signalled without a drop and each event too large for the reader's 4 KiB buffer). Each overrun is followed by a new dump of the table (ebpfnet_nat_resyncs), which finds again the entries still alive; connections whose entry came and went in between get no NAT attributes. [Alpha]",
 		Unit:        "{event}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

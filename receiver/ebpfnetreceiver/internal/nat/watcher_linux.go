@@ -66,7 +66,8 @@ type WatcherStats struct {
 	Events, New uint64
 	// Lost counts events the kernel could not deliver: the event socket's
 	// drop counter (each event is one message), plus one per overrun the
-	// kernel signalled without a drop (an allocation failure). Each
+	// kernel signalled without a drop (an allocation failure) and each
+	// event larger than the reader's buffer (batchBufSize). Each
 	// overrun is followed by a re-dump (Resyncs), so entries the lost NEWs
 	// carried are found again; destroyed ones whose DESTROY was lost end
 	// at that dump instead.
