@@ -148,7 +148,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetNatNetnsRefused, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_nat_netns_refused",
-		metric.WithDescription("Network namespaces whose conntrack could not be read (setns refused - it needs CAP_SYS_ADMIN - or no process left in it to enter it by); their connections are matched against the entries of the namespaces that could be read, such as the node's, where kube-proxy translates. Retried after a minute, counted each time. [Alpha]"),
+		metric.WithDescription("Network namespaces whose conntrack could not be read (setns refused - it needs CAP_SYS_ADMIN - or conntrack refused there); their connections are matched against the entries of the namespaces that could be read, such as the node's, where kube-proxy translates. Retried after a minute, counted each time. [Alpha]"),
 		metric.WithUnit("{namespace}"),
 	)
 	errs = errors.Join(errs, err)

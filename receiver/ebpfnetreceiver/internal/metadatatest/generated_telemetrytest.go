@@ -120,7 +120,7 @@ func AssertEqualEbpfnetNatEventsLost(t *testing.T, tt *componenttest.Telemetry, 
 func AssertEqualEbpfnetNatNetnsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_nat_netns_refused",
-		Description: "Network namespaces whose conntrack could not be read (setns refused - it needs CAP_SYS_ADMIN - or no process left in it to enter it by); their connections are matched against the entries of the namespaces that could be read, such as the node's, where kube-proxy translates. Retried after a minute, counted each time. [Alpha]",
+		Description: "Network namespaces whose conntrack could not be read (setns refused - it needs CAP_SYS_ADMIN - or conntrack refused there); their connections are matched against the entries of the namespaces that could be read, such as the node's, where kube-proxy translates. Retried after a minute, counted each time. [Alpha]",
 		Unit:        "{namespace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

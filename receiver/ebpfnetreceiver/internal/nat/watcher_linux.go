@@ -75,7 +75,9 @@ type WatcherStats struct {
 	Resyncs uint64
 	// NetnsRefused counts namespaces whose conntrack could not be read:
 	// not enterable (setns needs CAP_SYS_ADMIN) or refused; their sockets
-	// are matched with the entries of the namespaces that could.
+	// are matched with the entries of the namespaces that could. A
+	// namespace whose process had exited is not counted: it is tried again
+	// through the next connection polled in it.
 	NetnsRefused uint64
 	// Namespaces is the number followed now.
 	Namespaces int
@@ -287,10 +289,11 @@ func (w *Watcher) see(netns, pid uint32, now time.Time) {
 	}
 	w.mu.Unlock()
 	f, err := findNetns(pid, netns)
-	if err == nil {
-		err = w.follow(f, netns, "pid "+strconv.Itoa(int(pid)), false)
-		f.Close()
+	if err != nil {
+		return // the process left it: a later connection of it may show a way in
 	}
+	err = w.follow(f, netns, "pid "+strconv.Itoa(int(pid)), false)
+	f.Close()
 	if err != nil {
 		w.refuse(netns, now, false, err)
 	}
