@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/nat"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
 )
 
@@ -34,6 +35,7 @@ var (
 	ErrInvalidCIDR        = errors.New("must be a CIDR such as 10.0.0.0/8 or fd00::/8")
 	ErrNoCIDRs            = errors.New("must list at least one CIDR")
 	ErrDuplicateCIDR      = errors.New("is in more than one peer group")
+	ErrInvalidNATEntries  = errors.New("must be positive")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -73,6 +75,10 @@ type Config struct {
 	// FailureLogs bounds the log records of failed TCP connections, written
 	// when the receiver is in a logs pipeline.
 	FailureLogs FailureLogsConfig `mapstructure:"failure_logs"`
+
+	// NAT adds the endpoints the kernel's NAT translates a connection to
+	// (the ebpfnet.nat.* attributes), from conntrack.
+	NAT NATConfig `mapstructure:"nat"`
 
 	// MetricsBuilderConfig holds the generated `metrics:` and
 	// `resource_attributes:` toggles.
@@ -130,6 +136,19 @@ type FailureLogsConfig struct {
 	MaxPerSecond int `mapstructure:"max_per_second"`
 }
 
+// NATConfig configures the NAT translation.
+type NATConfig struct {
+	// Enabled follows conntrack (netlink events, a dump at start) in the
+	// collector's network namespace, the named ones (/run/netns) and those
+	// of the connections traced. On by default; on a kernel without
+	// conntrack it turns itself off with one log line.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxEntries bounds the translated flows kept (untranslated ones are
+	// not kept); past it the oldest are evicted and counted in
+	// ebpfnet_nat_table_evictions.
+	MaxEntries int `mapstructure:"max_entries"`
+}
+
 // HistogramMetricConfig configures one histogram metric, with the same keys
 // as the generated metric configs.
 type HistogramMetricConfig struct {
@@ -152,6 +171,7 @@ func createDefaultConfig() *Config {
 			SeriesExpiry: defaultSeriesExpiry,
 		},
 		FailureLogs:          FailureLogsConfig{MaxPerSecond: defaultFailureLogsRate},
+		NAT:                  NATConfig{Enabled: true, MaxEntries: nat.DefaultMaxEntries},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
 		TCPRTT:               HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
@@ -225,6 +245,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.FailureLogs.MaxPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("failure_logs::max_per_second %d: %w", cfg.FailureLogs.MaxPerSecond, ErrInvalidRate))
+	}
+	if cfg.NAT.Enabled && cfg.NAT.MaxEntries <= 0 {
+		errs = append(errs, fmt.Errorf("nat::max_entries %d: %w", cfg.NAT.MaxEntries, ErrInvalidNATEntries))
 	}
 	for key, h := range cfg.histograms() {
 		if _, err := histogramAttrs(h.Attributes); err != nil {

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/nat"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -91,6 +92,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"negative_max_series", ErrInvalidMaxSeries, "aggregation::max_series"},
 		{"unknown_attribute", nil, "ebpfnet.connection.io"},
 		{"negative_failure_logs", ErrInvalidRate, "failure_logs::max_per_second"},
+		{"zero_nat_entries", ErrInvalidNATEntries, "nat::max_entries"},
 		{"unknown_histogram_attribute", ErrUnknownAttribute, "metrics::ebpfnet.connection.duration::attributes"},
 	}
 	for _, tt := range tests {
@@ -167,6 +169,24 @@ func TestFailureLogsConfig(t *testing.T) {
 		}
 		if c.FailureLogs.MaxPerSecond != want {
 			t.Errorf("%s: max_per_second %d, want %d", name, c.FailureLogs.MaxPerSecond, want)
+		}
+	}
+}
+
+// TestNATConfig: the NAT translation is on by default with the table's
+// default bound; the bound is set by key, and a translation that is off
+// needs none.
+func TestNATConfig(t *testing.T) {
+	if c := loadConfig(t, "").NAT; !c.Enabled || c.MaxEntries != nat.DefaultMaxEntries {
+		t.Errorf("default nat %+v, want enabled with max_entries %d", c, nat.DefaultMaxEntries)
+	}
+	for name, want := range map[string]NATConfig{"nat": {Enabled: true, MaxEntries: 1000}, "no_nat": {}} {
+		c := loadConfig(t, name)
+		if err := confmap.Validate(c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.NAT != want {
+			t.Errorf("%s: %+v, want %+v", name, c.NAT, want)
 		}
 	}
 }

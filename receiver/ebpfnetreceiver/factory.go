@@ -18,7 +18,9 @@ var errConfigNotEbpfnet = errors.New("config is not an ebpfnet receiver config")
 // NewFactory returns the factory of the ebpfnet receiver. Its metrics and
 // logs receivers of one component ID share one tracer.
 func NewFactory() receiver.Factory {
-	return newFactory(newRegistry(newTracerSource, newProcResolver))
+	reg := newRegistry(newTracerSource, newProcResolver)
+	reg.newNAT = newConntrackNAT
+	return newFactory(reg)
 }
 
 func newFactory(reg *registry) receiver.Factory {

@@ -142,6 +142,8 @@ var optionalAttrs = []struct {
 	{aggregate.AttrProtocolVersion, metadata.WithNetworkProtocolVersionMetricAttribute},
 	{aggregate.AttrRPCSystem, metadata.WithRPCSystemMetricAttribute},
 	{aggregate.AttrTLSVersion, metadata.WithTLSProtocolVersionMetricAttribute},
+	{aggregate.AttrNATPeerAddress, metadata.WithEbpfnetNatPeerAddressMetricAttribute},
+	{aggregate.AttrNATLocalAddress, metadata.WithEbpfnetNatLocalAddressMetricAttribute},
 }
 
 func (p *pointAttrs) set(a aggregate.Attrs) {
@@ -150,6 +152,9 @@ func (p *pointAttrs) set(a aggregate.Attrs) {
 		if v := a.Str(o.at); v != "" {
 			p.opts = append(p.opts, o.with(v))
 		}
+	}
+	if v := a.Int(aggregate.AttrNATServerPort); v != 0 { // 0: not translated
+		p.opts = append(p.opts, metadata.WithEbpfnetNatServerPortMetricAttribute(v))
 	}
 }
 

@@ -4,6 +4,7 @@ package ebpfnetreceiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 type registry struct {
 	newSource   sourceFactory
 	newResolver resolverFactory
+	newNAT      natFactory       // nil: no NAT translation (tests with fake sources)
 	now         func() time.Time // time.Now; tests pin it
 
 	mu    sync.Mutex
@@ -87,6 +89,8 @@ type core struct {
 	refs     int
 	src      conns.Source
 	resolver resourceResolver
+	nat      natTranslator // nil when the NAT translation is off
+	lastNAT  natStats
 	counters []tracerCounter // the tracer's counters and the receiver's
 	lastTel  conns.Telemetry
 	lastRes  resolverStats
@@ -141,6 +145,10 @@ func (c *core) acquire() (conns.Source, error) {
 	}
 	c.src, c.counters, c.lastTel, c.lastRes = src, counters, conns.Telemetry{}, resolverStats{}
 	c.resolver = c.reg.newResolver(c.cfg)
+	c.nat, c.lastNAT = nil, natStats{}
+	if c.reg.newNAT != nil {
+		c.nat = c.reg.newNAT(c.cfg, c.set.Logger)
+	}
 	c.failures = nil
 	if c.failureLogsOn() {
 		c.failures = &failureLogger{
@@ -169,6 +177,12 @@ func (c *core) release() error {
 	if cerr := c.src.Close(); cerr != nil {
 		err = fmt.Errorf("close tracer: %w", cerr)
 	}
+	if c.nat != nil {
+		if cerr := c.nat.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close conntrack: %w", cerr))
+		}
+		c.nat = nil
+	}
 	c.src = nil
 	c.telemetry.Shutdown() // unregisters the hook callback
 	return err
@@ -182,6 +196,7 @@ func (c *core) afterPoll(ctx context.Context, snap conns.Snapshot, stats aggrega
 	c.emitFailures(ctx, snap)
 	c.resolver.prune(snap.Time)
 	c.recordResolverStats(ctx)
+	c.recordNATStats(ctx)
 }
 
 // recordResolverStats adds what the resolver's counts grew by since the last
@@ -219,6 +234,8 @@ func (c *core) emitFailures(ctx context.Context, snap conns.Snapshot) {
 }
 
 // poll reads the tracer once; a snapshot without a time gets the time now.
+// The connections get their NAT translation here, before anything reads
+// them.
 func (c *core) poll(ctx context.Context) (conns.Snapshot, error) {
 	snap, err := c.src.Poll(ctx)
 	if err != nil {
@@ -228,6 +245,9 @@ func (c *core) poll(ctx context.Context) (conns.Snapshot, error) {
 		snap.Time = c.reg.now()
 	}
 	c.resolver.learn(snap.Cgroups)
+	if c.nat != nil {
+		c.nat.annotate(&snap)
+	}
 	return snap, nil
 }
 

@@ -14,7 +14,7 @@ import (
 
 // AttrSet is a set of data point attributes a metric keeps; the others are
 // aggregated away. Each bit is one entry of the attributes table.
-type AttrSet uint16
+type AttrSet uint32
 
 // The data point attributes. Everything else about each one (its key, how it
 // is read from a connection, how it is written) is its entry in attributes.
@@ -33,6 +33,9 @@ const (
 	AttrRPCSystem
 	AttrServerPort
 	AttrTLSVersion
+	AttrNATPeerAddress
+	AttrNATLocalAddress
+	AttrNATServerPort
 	numAttrs = iota
 )
 
@@ -104,6 +107,15 @@ var attributes = [numAttrs]attribute{
 	{set: AttrTLSVersion, key: "tls.protocol.version", kind: kindStr, inDefaultKey: true, perConnection: true, optional: true,
 		read: func(c *conns.Conn) uint16 { return uint16(c.Stack.Encryption) },
 		name: func(v uint16) string { return conns.Encryption(v).TLSVersion() }},
+	// The NAT translation (internal/nat): written only for translated
+	// connections, so optional; the ephemeral ports of either end are left
+	// out as network.local.port and network.peer.port are by default.
+	{set: AttrNATPeerAddress, key: "ebpfnet.nat.peer.address", kind: kindAddr, slot: 2, inDefaultKey: true, perConnection: true, optional: true,
+		addr: func(c *conns.Conn) netip.Addr { return natOf(c).Peer.Addr().Unmap() }},
+	{set: AttrNATLocalAddress, key: "ebpfnet.nat.local.address", kind: kindAddr, slot: 3, inDefaultKey: true, perConnection: true, optional: true,
+		addr: func(c *conns.Conn) netip.Addr { return natOf(c).Local.Addr().Unmap() }},
+	{set: AttrNATServerPort, key: "ebpfnet.nat.server.port", kind: kindInt, inDefaultKey: true, perConnection: true, optional: true,
+		read: natServerPort},
 	{set: AttrIODirection, key: "network.io.direction", kind: kindStr, optional: true,
 		name: func(v uint16) string { return IODirection(v).String() }},
 	{set: AttrErrorType, key: "error.type", kind: kindStr, optional: true,
@@ -112,7 +124,7 @@ var attributes = [numAttrs]attribute{
 }
 
 // numAddrs is the number of kindAddr attributes (Attrs.addrs).
-const numAddrs = 2
+const numAddrs = 4
 
 // Lookups derived from the table once.
 var (
@@ -124,8 +136,8 @@ var (
 func init() {
 	for i := range attributes {
 		at := &attributes[i]
-		b := bits.TrailingZeros16(uint16(at.set))
-		if bits.OnesCount16(uint16(at.set)) != 1 || bitToEntry[b] != nil {
+		b := bits.TrailingZeros32(uint32(at.set))
+		if bits.OnesCount32(uint32(at.set)) != 1 || bitToEntry[b] != nil {
 			panic(fmt.Sprintf("attribute %s: bad or repeated AttrSet bit", at.key))
 		}
 		at.bit = uint8(b)
@@ -245,15 +257,15 @@ func attrsOf(c *conns.Conn) Attrs {
 
 // with returns a with the single attribute at set to v.
 func (a Attrs) with(at AttrSet, v uint16) Attrs {
-	a.vals[bits.TrailingZeros16(uint16(at))] = v
+	a.vals[bits.TrailingZeros32(uint32(at))] = v
 	return a
 }
 
 // project keeps the attributes in set and zeroes the others.
 func (a Attrs) project(set AttrSet) Attrs {
 	var p Attrs
-	for s := uint16(set); s != 0; s &= s - 1 {
-		b := bits.TrailingZeros16(s)
+	for s := uint32(set); s != 0; s &= s - 1 {
+		b := bits.TrailingZeros32(s)
 		p.vals[b] = a.vals[b]
 		if slot := addrSlot[b]; slot >= 0 {
 			p.addrs[slot] = a.addrs[slot]
@@ -265,7 +277,7 @@ func (a Attrs) project(set AttrSet) Attrs {
 // Str returns the value of the string or address attribute at as written
 // ("" for an unknown address or an unset optional attribute).
 func (a Attrs) Str(at AttrSet) string {
-	e := bitToEntry[bits.TrailingZeros16(uint16(at))]
+	e := bitToEntry[bits.TrailingZeros32(uint32(at))]
 	if e.kind == kindAddr {
 		return a.addrString(e)
 	}
@@ -273,7 +285,7 @@ func (a Attrs) Str(at AttrSet) string {
 }
 
 // Int returns the value of the integer attribute at.
-func (a Attrs) Int(at AttrSet) int64 { return int64(a.vals[bits.TrailingZeros16(uint16(at))]) }
+func (a Attrs) Int(at AttrSet) int64 { return int64(a.vals[bits.TrailingZeros32(uint32(at))]) }
 
 // Value is one attribute as written on a data point: Str, or Int when IsInt.
 type Value struct {
@@ -299,7 +311,7 @@ func (a Attrs) Values(set AttrSet, fn func(Value)) {
 		} else {
 			v.Str = at.name(a.vals[at.bit])
 		}
-		if at.optional && v.Str == "" {
+		if at.optional && (v.IsInt && v.Int == 0 || !v.IsInt && v.Str == "") {
 			continue
 		}
 		fn(v)
@@ -320,7 +332,7 @@ func (a Attrs) addrString(at *attribute) string {
 
 // groupPeer replaces the peer address with its group, if m gives it one.
 func (a *Attrs) groupPeer(m *peerMatcher) {
-	b := bits.TrailingZeros16(uint16(AttrPeerAddress))
+	b := bits.TrailingZeros32(uint32(AttrPeerAddress))
 	slot := addrSlot[b]
 	if g, ok := m.lookup(a.addrs[slot]); ok {
 		a.addrs[slot], a.vals[b] = netip.Addr{}, g
@@ -346,6 +358,33 @@ func serverPort(c *conns.Conn) uint16 {
 		return lp
 	}
 	return min(lp, pp)
+}
+
+// natServerPort is the translated port of the listening side: the
+// translated peer's of an outgoing connection (the backend's port after
+// DNAT), the translated local one of an incoming connection (the port the
+// client dialled); 0 when that side is not translated. An unknown direction
+// takes the side serverPort took.
+func natServerPort(c *conns.Conn) uint16 {
+	if c.NAT == nil {
+		return 0
+	}
+	out := c.Direction == conns.DirectionOutgoing
+	if c.Direction == conns.DirectionUnknown {
+		out = serverPort(c) == c.Peer.Port()
+	}
+	if out {
+		return natOf(c).Peer.Port()
+	}
+	return natOf(c).Local.Port()
+}
+
+// natOf is c's translation; the zero one when there is none.
+func natOf(c *conns.Conn) conns.NAT {
+	if c.NAT == nil {
+		return conns.NAT{}
+	}
+	return *c.NAT
 }
 
 // compareAttrs orders series, in table order, so output is deterministic.

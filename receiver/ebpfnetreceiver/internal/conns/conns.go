@@ -130,6 +130,22 @@ type Conn struct {
 	Duration time.Duration
 
 	TCP TCPStats
+
+	// NAT is what the kernel's NAT (conntrack) translates the connection's
+	// endpoints to on the wire; nil when it does not. Set by the receiver
+	// (internal/nat), not the tracer. A pointer: few connections are
+	// translated, and every Conn of a million-connection poll pays for it.
+	NAT *NAT
+}
+
+// NAT is a connection's translated endpoints. A field is the zero AddrPort
+// when that end is not translated. For the end that opened the connection
+// Peer is where its packets really go (a service's backend after DNAT) and
+// Local the source they carry (after SNAT or masquerade); for the end that
+// accepted it Peer is the opener before SNAT and Local the address the
+// opener dialled.
+type NAT struct {
+	Local, Peer netip.AddrPort
 }
 
 // ID is what stays the same for a connection across polls. A UDP flow that

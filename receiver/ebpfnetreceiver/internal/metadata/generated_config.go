@@ -14,6 +14,9 @@ type EbpfnetConnectionClosedMetricAttributeKey string
 
 const (
 	EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection EbpfnetConnectionClosedMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetConnectionClosedMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetConnectionClosedMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatServerPort       EbpfnetConnectionClosedMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress        EbpfnetConnectionClosedMetricAttributeKey = "network.local.address"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort           EbpfnetConnectionClosedMetricAttributeKey = "network.local.port"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionClosedMetricAttributeKey = "network.peer.address"
@@ -53,9 +56,9 @@ func (ms *EbpfnetConnectionClosedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -73,6 +76,9 @@ type EbpfnetConnectionCountMetricAttributeKey string
 
 const (
 	EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetConnectionCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetConnectionCountMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetConnectionCountMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatServerPort       EbpfnetConnectionCountMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress        EbpfnetConnectionCountMetricAttributeKey = "network.local.address"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort           EbpfnetConnectionCountMetricAttributeKey = "network.local.port"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionCountMetricAttributeKey = "network.peer.address"
@@ -112,9 +118,9 @@ func (ms *EbpfnetConnectionCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetConnectionCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -132,6 +138,9 @@ type EbpfnetConnectionIoMetricAttributeKey string
 
 const (
 	EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection EbpfnetConnectionIoMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetConnectionIoMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetConnectionIoMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatServerPort       EbpfnetConnectionIoMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection         EbpfnetConnectionIoMetricAttributeKey = "network.io.direction"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress        EbpfnetConnectionIoMetricAttributeKey = "network.local.address"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort           EbpfnetConnectionIoMetricAttributeKey = "network.local.port"
@@ -172,9 +181,9 @@ func (ms *EbpfnetConnectionIoMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *EbpfnetConnectionIoMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -192,6 +201,9 @@ type EbpfnetConnectionOpenedMetricAttributeKey string
 
 const (
 	EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection EbpfnetConnectionOpenedMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetConnectionOpenedMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetConnectionOpenedMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatServerPort       EbpfnetConnectionOpenedMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress        EbpfnetConnectionOpenedMetricAttributeKey = "network.local.address"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort           EbpfnetConnectionOpenedMetricAttributeKey = "network.local.port"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress         EbpfnetConnectionOpenedMetricAttributeKey = "network.peer.address"
@@ -231,9 +243,9 @@ func (ms *EbpfnetConnectionOpenedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionOpenedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -251,6 +263,9 @@ type EbpfnetConnectionPacketCountMetricAttributeKey string
 
 const (
 	EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetConnectionPacketCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetConnectionPacketCountMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetConnectionPacketCountMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatServerPort       EbpfnetConnectionPacketCountMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection         EbpfnetConnectionPacketCountMetricAttributeKey = "network.io.direction"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress        EbpfnetConnectionPacketCountMetricAttributeKey = "network.local.address"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort           EbpfnetConnectionPacketCountMetricAttributeKey = "network.local.port"
@@ -291,9 +306,9 @@ func (ms *EbpfnetConnectionPacketCountMetricConfig) Unmarshal(parser *confmap.Co
 func (ms *EbpfnetConnectionPacketCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -311,6 +326,9 @@ type EbpfnetTCPFailureCountMetricAttributeKey string
 
 const (
 	EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetTCPFailureCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetTCPFailureCountMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetTCPFailureCountMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatServerPort       EbpfnetTCPFailureCountMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetTCPFailureCountMetricAttributeKeyErrorType                  EbpfnetTCPFailureCountMetricAttributeKey = "error.type"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress        EbpfnetTCPFailureCountMetricAttributeKey = "network.local.address"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort           EbpfnetTCPFailureCountMetricAttributeKey = "network.local.port"
@@ -351,9 +369,9 @@ func (ms *EbpfnetTCPFailureCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetTCPFailureCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -371,6 +389,9 @@ type EbpfnetTCPRetransmitCountMetricAttributeKey string
 
 const (
 	EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetTCPRetransmitCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetTCPRetransmitCountMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetTCPRetransmitCountMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatServerPort       EbpfnetTCPRetransmitCountMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress        EbpfnetTCPRetransmitCountMetricAttributeKey = "network.local.address"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort           EbpfnetTCPRetransmitCountMetricAttributeKey = "network.local.port"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress         EbpfnetTCPRetransmitCountMetricAttributeKey = "network.peer.address"
@@ -410,9 +431,9 @@ func (ms *EbpfnetTCPRetransmitCountMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *EbpfnetTCPRetransmitCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -430,6 +451,9 @@ type EbpfnetTCPSynRetransmitCountMetricAttributeKey string
 
 const (
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection EbpfnetTCPSynRetransmitCountMetricAttributeKey = "ebpfnet.connection.direction"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress     EbpfnetTCPSynRetransmitCountMetricAttributeKey = "ebpfnet.nat.local.address"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress      EbpfnetTCPSynRetransmitCountMetricAttributeKey = "ebpfnet.nat.peer.address"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatServerPort       EbpfnetTCPSynRetransmitCountMetricAttributeKey = "ebpfnet.nat.server.port"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress        EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.local.address"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort           EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.local.port"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress         EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.peer.address"
@@ -469,9 +493,9 @@ func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Unmarshal(parser *confmap.Co
 func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, ebpfnet.nat.local.address, ebpfnet.nat.peer.address, ebpfnet.nat.server.port, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -501,42 +525,42 @@ func DefaultMetricsConfig() MetricsConfig {
 		EbpfnetConnectionClosed: EbpfnetConnectionClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionCount: EbpfnetConnectionCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionIo: EbpfnetConnectionIoMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionIoMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionOpened: EbpfnetConnectionOpenedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionPacketCount: EbpfnetConnectionPacketCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPFailureCount: EbpfnetTCPFailureCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPRetransmitCount: EbpfnetTCPRetransmitCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPSynRetransmitCount: EbpfnetTCPSynRetransmitCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetNatServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 	}
 }

@@ -273,35 +273,35 @@ var MapAttributeNetworkType = map[string]AttributeNetworkType{
 var MetricsInfo = metricsInfo{
 	EbpfnetConnectionClosed: metricInfo{
 		Name:       "ebpfnet.connection.closed",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionCount: metricInfo{
 		Name:       "ebpfnet.connection.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionIo: metricInfo{
 		Name:       "ebpfnet.connection.io",
-		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionOpened: metricInfo{
 		Name:       "ebpfnet.connection.opened",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionPacketCount: metricInfo{
 		Name:       "ebpfnet.connection.packet.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPFailureCount: metricInfo{
 		Name:       "ebpfnet.tcp.failure.count",
-		Attributes: []string{"ebpfnet.connection.direction", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPRetransmitCount: metricInfo{
 		Name:       "ebpfnet.tcp.retransmit.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPSynRetransmitCount: metricInfo{
 		Name:       "ebpfnet.tcp.syn_retransmit.count",
-		Attributes: []string{"ebpfnet.connection.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
 	},
 }
 
@@ -329,6 +329,24 @@ type metricAttributeOptionFunc func(pmetric.NumberDataPoint)
 
 func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
 	maof(dp)
+}
+
+func WithEbpfnetNatLocalAddressMetricAttribute(ebpfnetNatLocalAddressAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("ebpfnet.nat.local.address", ebpfnetNatLocalAddressAttributeValue)
+	})
+}
+
+func WithEbpfnetNatPeerAddressMetricAttribute(ebpfnetNatPeerAddressAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("ebpfnet.nat.peer.address", ebpfnetNatPeerAddressAttributeValue)
+	})
+}
+
+func WithEbpfnetNatServerPortMetricAttribute(ebpfnetNatServerPortAttributeValue int64) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutInt("ebpfnet.nat.server.port", ebpfnetNatServerPortAttributeValue)
+	})
 }
 
 func WithNetworkProtocolNameMetricAttribute(networkProtocolNameAttributeValue string) MetricAttributeOption {

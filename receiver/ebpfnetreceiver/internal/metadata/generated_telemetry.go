@@ -32,6 +32,11 @@ type TelemetryBuilder struct {
 	EbpfnetCgroupEvictions           metric.Int64Counter
 	EbpfnetCgroupUnknown             metric.Int64Counter
 	EbpfnetFailureLogsDropped        metric.Int64Counter
+	EbpfnetNatEvents                 metric.Int64Counter
+	EbpfnetNatEventsLost             metric.Int64Counter
+	EbpfnetNatNetnsRefused           metric.Int64Counter
+	EbpfnetNatResyncs                metric.Int64Counter
+	EbpfnetNatTableEvictions         metric.Int64Counter
 	EbpfnetTracerCgroupPathLost      metric.Int64Counter
 	EbpfnetTracerClassified          metric.Int64Counter
 	EbpfnetTracerClassifyShort       metric.Int64Counter
@@ -127,6 +132,36 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_failure_logs_dropped",
 		metric.WithDescription("Failed TCP connections that got no log record because failure_logs::max_per_second was exhausted (the records over the rate), counted once per connection. The failure is still counted in ebpfnet.tcp.failure.count. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetNatEvents, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_nat_events",
+		metric.WithDescription("Conntrack events read (new and destroyed entries, every protocol) in all the network namespaces followed for the NAT translation. [Alpha]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetNatEventsLost, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_nat_events_lost",
+		metric.WithDescription("Conntrack events the kernel could not deliver (the event socket's receive buffer full - its drop counter, exact - plus one per overrun signalled without a drop and each event too large for the reader's 4 KiB buffer). Each overrun is followed by a new dump of the table (ebpfnet_nat_resyncs), which finds again the entries still alive; connections whose entry came and went in between get no NAT attributes. [Alpha]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetNatNetnsRefused, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_nat_netns_refused",
+		metric.WithDescription("Network namespaces whose conntrack could not be read (setns refused - it needs CAP_SYS_ADMIN - or conntrack refused there); their connections are matched against the entries of the namespaces that could be read, such as the node's, where kube-proxy translates. Retried after a minute, counted each time. [Alpha]"),
+		metric.WithUnit("{namespace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetNatResyncs, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_nat_resyncs",
+		metric.WithDescription("Dumps of a conntrack table after events were lost (ebpfnet_nat_events_lost). [Alpha]"),
+		metric.WithUnit("{dump}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetNatTableEvictions, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_nat_table_evictions",
+		metric.WithDescription("Translated flows dropped to keep the NAT table within nat::max_entries - destroyed ones still in their grace period first, then the oldest live ones (whose connections then lose their NAT attributes). [Alpha]"),
+		metric.WithUnit("{flow}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerCgroupPathLost, err = builder.meter.Int64Counter(

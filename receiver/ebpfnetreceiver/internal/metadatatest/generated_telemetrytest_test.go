@@ -28,6 +28,11 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetCgroupEvictions.Add(context.Background(), 1)
 	tb.EbpfnetCgroupUnknown.Add(context.Background(), 1)
 	tb.EbpfnetFailureLogsDropped.Add(context.Background(), 1)
+	tb.EbpfnetNatEvents.Add(context.Background(), 1)
+	tb.EbpfnetNatEventsLost.Add(context.Background(), 1)
+	tb.EbpfnetNatNetnsRefused.Add(context.Background(), 1)
+	tb.EbpfnetNatResyncs.Add(context.Background(), 1)
+	tb.EbpfnetNatTableEvictions.Add(context.Background(), 1)
 	tb.EbpfnetTracerCgroupPathLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassified.Add(context.Background(), 1)
 	tb.EbpfnetTracerClassifyShort.Add(context.Background(), 1)
@@ -54,6 +59,21 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetFailureLogsDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetNatEvents(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetNatEventsLost(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetNatNetnsRefused(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetNatResyncs(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetNatTableEvictions(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerCgroupPathLost(t, testTel,
