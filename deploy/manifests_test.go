@@ -131,6 +131,10 @@ func TestDaemonSet(t *testing.T) {
 	if !spec.HostPID {
 		t.Error("hostPID must be true: the receiver reads /proc/<pid> of host pids")
 	}
+	if !spec.HostNetwork || spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Errorf("hostNetwork %v, dnsPolicy %q: want the node's network namespace (its conntrack, where kube-proxy translates) and %q (cluster DNS from it)",
+			spec.HostNetwork, spec.DNSPolicy, corev1.DNSClusterFirstWithHostNet)
+	}
 	if spec.ServiceAccountName != m.serviceAccounts[0].Name || ds.Namespace != m.serviceAccounts[0].Namespace {
 		t.Errorf("serviceAccountName %q in %q, want %q in %q", spec.ServiceAccountName, ds.Namespace, m.serviceAccounts[0].Name, m.serviceAccounts[0].Namespace)
 	}

@@ -44,7 +44,8 @@ var rlimits = []string{"--ulimit", "nofile=1000:2000", "--ulimit", "nproc=1000:2
 // running on the host and of the collector running in its own container with
 // the DaemonSet's security settings (deploy/kubernetes): the capabilities, the
 // host's pid namespace, the node's cgroup2 root, a read-only root file system,
-// no privilege escalation, its own network namespace.
+// no privilege escalation, the network namespace the manifest says (the
+// node's).
 func TestContainerIdentity(t *testing.T) {
 	privtest.Require(t)
 	requirePodman(t)
@@ -359,8 +360,8 @@ service:
 }
 
 // fileConfig polls every interval and writes each export as a line of OTLP
-// JSON to path: the collector in its container has a network namespace of its
-// own, as the DaemonSet's pods do, and reaches nothing of the test's.
+// JSON to path, a file the test reads whatever network namespace the
+// collector's container has.
 func fileConfig(path string, interval time.Duration) string {
 	return fmt.Sprintf(`
 receivers:
