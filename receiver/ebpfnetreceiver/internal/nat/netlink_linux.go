@@ -220,9 +220,10 @@ func newBatch(n int) *batch {
 	return b
 }
 
-// recvBatch reads the datagrams queued (at least one, waiting for it in the
-// runtime's poller) with recvmmsg, and returns how many it read.
-func (s *nlSocket) recvBatch(b *batch) (int, error) {
+// recvBatch reads the datagrams queued with recvmmsg, and returns how many it
+// read. With wait it waits for at least one in the runtime's poller; without,
+// an empty queue returns EAGAIN.
+func (s *nlSocket) recvBatch(b *batch, wait bool) (int, error) {
 	var n int
 	var rerr error
 	err := s.rc.Read(func(fd uintptr) bool {
@@ -231,7 +232,7 @@ func (s *nlSocket) recvBatch(b *batch) (int, error) {
 		if e != 0 {
 			n, rerr = 0, e
 		}
-		return !errors.Is(rerr, unix.EAGAIN)
+		return !wait || !errors.Is(rerr, unix.EAGAIN)
 	})
 	if err != nil {
 		return 0, err

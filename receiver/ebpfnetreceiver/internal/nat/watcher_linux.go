@@ -101,6 +101,11 @@ type nsWatch struct {
 	stopped      atomic.Bool // set before its sockets are closed
 	// Owned by the reader goroutine once it runs.
 	gen, seq, drops uint64
+	// overrun: the kernel signalled lost events and the queue has not been
+	// read empty since. Until it is, the kernel drops every event (the
+	// socket stays congested), and those drops are counted (settle) when
+	// it is.
+	overrun bool
 }
 
 // NewWatcher starts following conntrack in the calling thread's network
@@ -162,8 +167,10 @@ func (w *Watcher) read(n *nsWatch) {
 	defer w.wg.Done()
 	b := newBatch(16) // 16 events per system call at most, 64 KiB
 	for {
-		k, err := n.events.recvBatch(b)
+		k, err := n.events.recvBatch(b, !n.overrun)
 		switch {
+		case errors.Is(err, unix.EAGAIN): // read empty after an overrun
+			w.settle(n)
 		case err == nil:
 			truncated := uint64(0)
 			for i := range k {
@@ -212,6 +219,19 @@ func (w *Watcher) handle(n *nsWatch, b []byte) {
 	}
 }
 
+// settle runs when the queue has been read empty after an overrun: the
+// kernel kept dropping events until then (netlink drops every event to a
+// congested socket, and only reading it empty clears that), so drops since
+// the resync are lost events too, which a dump must make up for again.
+func (w *Watcher) settle(n *nsWatch) {
+	d, err := n.events.drops()
+	if err == nil && d != n.drops {
+		w.resync(n, 0)
+		return
+	}
+	n.overrun = false
+}
+
 // resync counts what an overrun lost (the socket's drops since the last
 // resync, plus truncated events read) and dumps the table again.
 func (w *Watcher) resync(n *nsWatch, truncated uint64) {
@@ -229,6 +249,7 @@ func (w *Watcher) resync(n *nsWatch, truncated uint64) {
 	}
 	w.lost.Add(lost)
 	w.resyncs.Add(1)
+	n.overrun = true
 	if err := w.dumpInto(n); err != nil {
 		w.log.Warn("conntrack re-dump after lost events", zap.Uint32("netns", n.inode), zap.Error(err))
 	}

@@ -234,7 +234,7 @@ func TestWatcherCountsEveryEvent(t *testing.T) {
 	go func() {
 		b := newBatch(16)
 		for {
-			k, err := truth.recvBatch(b)
+			k, err := truth.recvBatch(b, true)
 			if err != nil {
 				return
 			}
