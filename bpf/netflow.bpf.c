@@ -48,6 +48,7 @@ const enum proto_encryption *unused_proto_encryption __attribute__((unused));
 const enum stack_flags *unused_stack_flags __attribute__((unused));
 const struct classify_state *unused_classify_state __attribute__((unused));
 const struct cgroup_path *unused_cgroup_path __attribute__((unused));
+const enum classify_delivery *unused_classify_delivery __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup, of its socket storage or of the socket table: the kernel counts its

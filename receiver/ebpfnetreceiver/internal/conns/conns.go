@@ -157,6 +157,20 @@ type Snapshot struct {
 	// previous poll: a connection's CgroupID may name one that is gone by
 	// now, which no walk of the hierarchy would find.
 	Cgroups []CgroupPath
+	// DNS holds the DNS responses with answers that local sockets received
+	// since the previous poll (with protocol classification on), oldest
+	// first per CPU: they name the addresses the connections go to.
+	DNS []DNSResponse
+}
+
+// DNSResponse is one DNS response a local socket received: the start of the
+// message as it came, for the receiver to parse (bad input is expected).
+type DNSResponse struct {
+	Netns uint32 // inode of the receiving socket's network namespace
+	// Size is the length of the whole message; Msg holds its first bytes
+	// (at most 512: answers past them are not seen).
+	Size int
+	Msg  []byte
 }
 
 // CgroupPath is one cgroup2 directory: its id (Conn.CgroupID) and its path
@@ -232,6 +246,13 @@ type Telemetry struct {
 	// Its connections are named only if the cgroup still exists when the
 	// resolver walks the hierarchy.
 	CgroupPathLost uint64 `telemetry:"CgroupPathLost"`
+	// DNSRingFull: DNS responses the kernel could not hand over (their ring
+	// full between two polls); the names they answered are not learnt.
+	// DNSNoSocket: DNS responses to a socket the tracer had no entry for
+	// (its namespace unknown: the socket table full, or the response came
+	// before the query's send returned); not learnt either.
+	DNSRingFull uint64 `telemetry:"DNSRingFull"`
+	DNSNoSocket uint64 `telemetry:"DNSNoSocket"`
 }
 
 // Drops returns the sum of the counters that mean data was lost: a table

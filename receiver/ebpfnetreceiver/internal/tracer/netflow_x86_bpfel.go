@@ -100,6 +100,14 @@ type netflowConnValue struct {
 	Tcp   netflowTcpStats
 }
 
+type netflowDnsRecord struct {
+	_      structs.HostLayout
+	Netns  uint32
+	MsgLen uint16
+	Len    uint16
+	Msg    [512]uint8
+}
+
 type netflowPortBinding struct {
 	_     structs.HostLayout
 	Netns uint32
@@ -229,7 +237,9 @@ const (
 	netflowTelemetryCounterTELEMETRY_UNCLASSIFIED        netflowTelemetryCounter = 10
 	netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT      netflowTelemetryCounter = 11
 	netflowTelemetryCounterTELEMETRY_CGROUP_PATH_LOST    netflowTelemetryCounter = 12
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 13
+	netflowTelemetryCounterTELEMETRY_DNS_RING_FULL       netflowTelemetryCounter = 13
+	netflowTelemetryCounterTELEMETRY_DNS_NO_SOCKET       netflowTelemetryCounter = 14
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 15
 )
 
 type netflowUdpPeer struct {
@@ -248,6 +258,8 @@ const (
 	netflowMapCgroupPaths            = "cgroup_paths"
 	netflowMapClosed                 = "closed"
 	netflowMapConns                  = "conns"
+	netflowMapDnsAnswers             = "dns_answers"
+	netflowMapDnsScratch             = "dns_scratch"
 	netflowMapGuardDepth             = "guard_depth"
 	netflowMapIoArgs                 = "io_args"
 	netflowMapListenPorts            = "listen_ports"
@@ -315,6 +327,7 @@ const (
 	netflowVarCookieHelper           = "cookie_helper"
 	netflowVarSampleTcpHealth        = "sample_tcp_health"
 	netflowVarUnusedCgroupPath       = "unused_cgroup_path"
+	netflowVarUnusedClassifyDelivery = "unused_classify_delivery"
 	netflowVarUnusedClassifyState    = "unused_classify_state"
 	netflowVarUnusedConnDirection    = "unused_conn_direction"
 	netflowVarUnusedConnFlags        = "unused_conn_flags"
@@ -438,6 +451,8 @@ type netflowMapSpecs struct {
 	CgroupPaths       *ebpf.MapSpec `ebpf:"cgroup_paths"`
 	Closed            *ebpf.MapSpec `ebpf:"closed"`
 	Conns             *ebpf.MapSpec `ebpf:"conns"`
+	DnsAnswers        *ebpf.MapSpec `ebpf:"dns_answers"`
+	DnsScratch        *ebpf.MapSpec `ebpf:"dns_scratch"`
 	GuardDepth        *ebpf.MapSpec `ebpf:"guard_depth"`
 	IoArgs            *ebpf.MapSpec `ebpf:"io_args"`
 	ListenPorts       *ebpf.MapSpec `ebpf:"listen_ports"`
@@ -456,6 +471,7 @@ type netflowVariableSpecs struct {
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
 	UnusedCgroupPath       *ebpf.VariableSpec `ebpf:"unused_cgroup_path"`
+	UnusedClassifyDelivery *ebpf.VariableSpec `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.VariableSpec `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.VariableSpec `ebpf:"unused_conn_flags"`
@@ -496,6 +512,8 @@ type netflowMaps struct {
 	CgroupPaths       *ebpf.Map `ebpf:"cgroup_paths"`
 	Closed            *ebpf.Map `ebpf:"closed"`
 	Conns             *ebpf.Map `ebpf:"conns"`
+	DnsAnswers        *ebpf.Map `ebpf:"dns_answers"`
+	DnsScratch        *ebpf.Map `ebpf:"dns_scratch"`
 	GuardDepth        *ebpf.Map `ebpf:"guard_depth"`
 	IoArgs            *ebpf.Map `ebpf:"io_args"`
 	ListenPorts       *ebpf.Map `ebpf:"listen_ports"`
@@ -513,6 +531,8 @@ func (m *netflowMaps) Close() error {
 		m.CgroupPaths,
 		m.Closed,
 		m.Conns,
+		m.DnsAnswers,
+		m.DnsScratch,
 		m.GuardDepth,
 		m.IoArgs,
 		m.ListenPorts,
@@ -532,6 +552,7 @@ type netflowVariables struct {
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
 	UnusedCgroupPath       *ebpf.Variable `ebpf:"unused_cgroup_path"`
+	UnusedClassifyDelivery *ebpf.Variable `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.Variable `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.Variable `ebpf:"unused_conn_flags"`

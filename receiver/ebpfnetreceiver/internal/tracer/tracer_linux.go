@@ -29,7 +29,9 @@ type Tracer struct {
 	// (5.12+); otherwise Conn.Cookie is synthetic where none was assigned yet.
 	cookies bool
 	reader  *ringbuf.Reader
-	log     *zap.Logger
+	// dnsReader reads dns_answers, only from Poll (drainDNS).
+	dnsReader *ringbuf.Reader
+	log       *zap.Logger
 
 	flushed chan struct{} // the reader reached a Flush mark
 	done    chan struct{} // the reader exited
@@ -37,6 +39,9 @@ type Tracer struct {
 	pendingMu sync.Mutex
 	pending   []netflowConnRecord // closed records read from the ring, not yet polled
 	lost      uint64              // records that could not be decoded
+	// dnsUndecoded: dns_answers records too short for their length (never
+	// expected; under pollMu).
+	dnsUndecoded uint64
 
 	pollMu         sync.Mutex    // one poll at a time
 	activeBuf      []conns.Conn  // Snapshot.Active of the last poll, reused by the next
@@ -120,6 +125,10 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open ring buffer: %w", err), t.loader.close(), t.closeMaps())
 	}
+	t.dnsReader, err = ringbuf.NewReader(t.objs.DnsAnswers)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open dns ring buffer: %w", err), t.reader.Close(), t.loader.close(), t.closeMaps())
+	}
 	go t.readLoop()
 
 	for _, h := range t.hooks {
@@ -140,6 +149,9 @@ func (t *Tracer) Close() error {
 		if t.reader != nil {
 			errs = append(errs, t.reader.Close())
 			<-t.done
+		}
+		if t.dnsReader != nil {
+			errs = append(errs, t.dnsReader.Close())
 		}
 		errs = append(errs, t.closeMaps())
 		t.closeErr = errors.Join(errs...)
