@@ -118,6 +118,11 @@ type Conn struct {
 	Direction Direction
 	Flags     Flags
 	Stack     ProtocolStack
+	// PeerName is the name the local namespace resolved the peer's address
+	// from, through DNS, when the connection was first seen (outgoing
+	// connections only; empty when unknown). The tracer leaves it empty;
+	// internal/dnsnames fills it from Snapshot.DNS.
+	PeerName string
 
 	SentBytes   uint64 // payload bytes the local end sent
 	RecvBytes   uint64 // payload bytes the local end received
