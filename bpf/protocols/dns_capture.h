@@ -21,6 +21,7 @@
 #include "../maps/dns_answers.h"
 
 #define DNS_RECORD_HEAD 8 /* struct dns_record before msg */
+_Static_assert((DNS_CAPTURE_BYTES & (DNS_CAPTURE_BYTES - 1)) == 0, "DNS_CAPTURE_BYTES bounds len by a mask");
 #define DNS_HEADER_PEEK 8 /* id, flags, question and answer counts */
 
 /* p: the packet's transport payload (hook.h's skb_payload). sk: the receiving full socket. */
@@ -58,8 +59,12 @@ static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *
 		len = msg_len; /* TCP: the next message follows in the same segment */
 	if (len > DNS_CAPTURE_BYTES)
 		len = DNS_CAPTURE_BYTES;
-	if (len < DNS_HEADER_PEEK) /* not reached: both are at least that; it bounds len for the verifier */
-		return;
+	/* len is 8..DNS_CAPTURE_BYTES here, but clang may test one copy of it and pass another to
+	 * the helper, whose bounds 5.10's verifier then does not know. Arithmetic carries the
+	 * bounds on the register itself: hidden from clang (barrier_var), (len - 1) & (CAP - 1) + 1
+	 * is len, and the verifier sees 1..CAP. */
+	barrier_var(len);
+	len = ((len - 1) & (DNS_CAPTURE_BYTES - 1)) + 1;
 	r->netns = si->tuple.netns;
 	r->msg_len = msg_len;
 	r->len = len;

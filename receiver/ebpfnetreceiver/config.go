@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/dnsnames"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
 )
@@ -34,6 +35,7 @@ var (
 	ErrInvalidCIDR        = errors.New("must be a CIDR such as 10.0.0.0/8 or fd00::/8")
 	ErrNoCIDRs            = errors.New("must list at least one CIDR")
 	ErrDuplicateCIDR      = errors.New("is in more than one peer group")
+	ErrInvalidMaxEntries  = errors.New("must be positive")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -73,6 +75,9 @@ type Config struct {
 	// FailureLogs bounds the log records of failed TCP connections, written
 	// when the receiver is in a logs pipeline.
 	FailureLogs FailureLogsConfig `mapstructure:"failure_logs"`
+	// DNSNames names the peers of outgoing connections (server.address)
+	// from the DNS responses the host's sockets receive.
+	DNSNames DNSNamesConfig `mapstructure:"dns_names"`
 
 	// MetricsBuilderConfig holds the generated `metrics:` and
 	// `resource_attributes:` toggles.
@@ -130,6 +135,25 @@ type FailureLogsConfig struct {
 	MaxPerSecond int `mapstructure:"max_per_second"`
 }
 
+// DNSNamesConfig configures the peer names: a map per network namespace
+// from each address DNS answered to the name the client asked for, from
+// which outgoing connections get server.address when first seen.
+type DNSNamesConfig struct {
+	// Enabled reads the DNS responses the kernel captures. The capture is
+	// part of protocol_classification's programs: with that off there are no
+	// names (said once in the log at start; not a config error, so turning
+	// classification off needs no second change). On by default.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxEntries bounds the map (addresses of all namespaces together);
+	// past it the least recently used name goes, counted in
+	// ebpfnet_dns_evictions. About 100 bytes an entry.
+	MaxEntries int `mapstructure:"max_entries"`
+	// Grace keeps a name this long past its answer's TTL: clients connect
+	// a little after they resolve, and some keep using an address after
+	// the TTL. 0 keeps names for their TTL alone.
+	Grace time.Duration `mapstructure:"grace"`
+}
+
 // HistogramMetricConfig configures one histogram metric, with the same keys
 // as the generated metric configs.
 type HistogramMetricConfig struct {
@@ -152,6 +176,7 @@ func createDefaultConfig() *Config {
 			SeriesExpiry: defaultSeriesExpiry,
 		},
 		FailureLogs:          FailureLogsConfig{MaxPerSecond: defaultFailureLogsRate},
+		DNSNames:             DNSNamesConfig{Enabled: true, MaxEntries: dnsnames.DefaultMaxEntries, Grace: dnsnames.DefaultGrace},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
 		TCPRTT:               HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
@@ -225,6 +250,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.FailureLogs.MaxPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("failure_logs::max_per_second %d: %w", cfg.FailureLogs.MaxPerSecond, ErrInvalidRate))
+	}
+	if cfg.DNSNames.MaxEntries <= 0 {
+		errs = append(errs, fmt.Errorf("dns_names::max_entries %d: %w", cfg.DNSNames.MaxEntries, ErrInvalidMaxEntries))
+	}
+	if cfg.DNSNames.Grace < 0 {
+		errs = append(errs, fmt.Errorf("dns_names::grace %v: %w", cfg.DNSNames.Grace, ErrInvalidExpiry))
 	}
 	for key, h := range cfg.histograms() {
 		if _, err := histogramAttrs(h.Attributes); err != nil {

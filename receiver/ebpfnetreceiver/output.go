@@ -142,6 +142,7 @@ var optionalAttrs = []struct {
 	{aggregate.AttrProtocolVersion, metadata.WithNetworkProtocolVersionMetricAttribute},
 	{aggregate.AttrRPCSystem, metadata.WithRPCSystemMetricAttribute},
 	{aggregate.AttrTLSVersion, metadata.WithTLSProtocolVersionMetricAttribute},
+	{aggregate.AttrServerAddress, metadata.WithServerAddressMetricAttribute},
 }
 
 func (p *pointAttrs) set(a aggregate.Attrs) {

@@ -3,7 +3,9 @@
 package aggregate
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -323,4 +325,43 @@ func abs(v float64) float64 {
 		return -v
 	}
 	return v
+}
+
+// TestServerAddress: server.address splits series by the peer's name, is
+// written only when known, and is dropped with the other attributes a metric
+// does not keep.
+func TestServerAddress(t *testing.T) {
+	cfg := testConfig()
+	cfg.Metrics[ConnectionIO] = MetricConfig{Enabled: true, Attrs: defaultSet | AttrServerAddress}
+	a := New(cfg, t0)
+	named := outgoing(50000, 1, 100, 0)
+	named.PeerName = "api.example.test"
+	other := outgoing(50001, 2, 10, 0)
+	other.PeerName = "www.example.test" // the same address answered for another name
+	unnamed := outgoing(50002, 3, 1, 0)
+	a.Update(conns.Snapshot{Time: t0.Add(time.Second), Active: []conns.Conn{named, other, unnamed}})
+	got := map[string]int64{}
+	for _, rd := range a.Collect() {
+		for _, p := range rd.Sums[ConnectionIO] {
+			if p.Attrs.Str(AttrIODirection) != IOTransmit.String() {
+				continue
+			}
+			var keys []string
+			p.Attrs.Values(defaultSet|AttrServerAddress, func(v Value) { keys = append(keys, v.Key) })
+			name := p.Attrs.Str(AttrServerAddress)
+			if has := slices.Contains(keys, "server.address"); has != (name != "") {
+				t.Errorf("series %q: server.address written %v", name, has)
+			}
+			got[name] += p.Value
+		}
+		for _, p := range rd.Sums[ConnectionOpened] {
+			if p.Attrs.Str(AttrServerAddress) != "" {
+				t.Errorf("opened keeps server.address without asking for it: %+v", p.Attrs)
+			}
+		}
+	}
+	want := map[string]int64{"api.example.test": 100, "www.example.test": 10, "": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("transmit by server.address %v, want %v", got, want)
+	}
 }

@@ -23,6 +23,7 @@ const (
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport           EbpfnetConnectionClosedMetricAttributeKey = "network.transport"
 	EbpfnetConnectionClosedMetricAttributeKeyNetworkType                EbpfnetConnectionClosedMetricAttributeKey = "network.type"
 	EbpfnetConnectionClosedMetricAttributeKeyRPCSystem                  EbpfnetConnectionClosedMetricAttributeKey = "rpc.system"
+	EbpfnetConnectionClosedMetricAttributeKeyServerAddress              EbpfnetConnectionClosedMetricAttributeKey = "server.address"
 	EbpfnetConnectionClosedMetricAttributeKeyServerPort                 EbpfnetConnectionClosedMetricAttributeKey = "server.port"
 	EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion         EbpfnetConnectionClosedMetricAttributeKey = "tls.protocol.version"
 )
@@ -53,9 +54,9 @@ func (ms *EbpfnetConnectionClosedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionClosedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerAddress, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.closed doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -82,6 +83,7 @@ const (
 	EbpfnetConnectionCountMetricAttributeKeyNetworkTransport           EbpfnetConnectionCountMetricAttributeKey = "network.transport"
 	EbpfnetConnectionCountMetricAttributeKeyNetworkType                EbpfnetConnectionCountMetricAttributeKey = "network.type"
 	EbpfnetConnectionCountMetricAttributeKeyRPCSystem                  EbpfnetConnectionCountMetricAttributeKey = "rpc.system"
+	EbpfnetConnectionCountMetricAttributeKeyServerAddress              EbpfnetConnectionCountMetricAttributeKey = "server.address"
 	EbpfnetConnectionCountMetricAttributeKeyServerPort                 EbpfnetConnectionCountMetricAttributeKey = "server.port"
 	EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion         EbpfnetConnectionCountMetricAttributeKey = "tls.protocol.version"
 )
@@ -112,9 +114,9 @@ func (ms *EbpfnetConnectionCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetConnectionCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerAddress, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -142,6 +144,7 @@ const (
 	EbpfnetConnectionIoMetricAttributeKeyNetworkTransport           EbpfnetConnectionIoMetricAttributeKey = "network.transport"
 	EbpfnetConnectionIoMetricAttributeKeyNetworkType                EbpfnetConnectionIoMetricAttributeKey = "network.type"
 	EbpfnetConnectionIoMetricAttributeKeyRPCSystem                  EbpfnetConnectionIoMetricAttributeKey = "rpc.system"
+	EbpfnetConnectionIoMetricAttributeKeyServerAddress              EbpfnetConnectionIoMetricAttributeKey = "server.address"
 	EbpfnetConnectionIoMetricAttributeKeyServerPort                 EbpfnetConnectionIoMetricAttributeKey = "server.port"
 	EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion         EbpfnetConnectionIoMetricAttributeKey = "tls.protocol.version"
 )
@@ -172,9 +175,9 @@ func (ms *EbpfnetConnectionIoMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *EbpfnetConnectionIoMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerAddress, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.io doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -201,6 +204,7 @@ const (
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport           EbpfnetConnectionOpenedMetricAttributeKey = "network.transport"
 	EbpfnetConnectionOpenedMetricAttributeKeyNetworkType                EbpfnetConnectionOpenedMetricAttributeKey = "network.type"
 	EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem                  EbpfnetConnectionOpenedMetricAttributeKey = "rpc.system"
+	EbpfnetConnectionOpenedMetricAttributeKeyServerAddress              EbpfnetConnectionOpenedMetricAttributeKey = "server.address"
 	EbpfnetConnectionOpenedMetricAttributeKeyServerPort                 EbpfnetConnectionOpenedMetricAttributeKey = "server.port"
 	EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion         EbpfnetConnectionOpenedMetricAttributeKey = "tls.protocol.version"
 )
@@ -231,9 +235,9 @@ func (ms *EbpfnetConnectionOpenedMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *EbpfnetConnectionOpenedMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerAddress, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.opened doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -261,6 +265,7 @@ const (
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport           EbpfnetConnectionPacketCountMetricAttributeKey = "network.transport"
 	EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType                EbpfnetConnectionPacketCountMetricAttributeKey = "network.type"
 	EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem                  EbpfnetConnectionPacketCountMetricAttributeKey = "rpc.system"
+	EbpfnetConnectionPacketCountMetricAttributeKeyServerAddress              EbpfnetConnectionPacketCountMetricAttributeKey = "server.address"
 	EbpfnetConnectionPacketCountMetricAttributeKeyServerPort                 EbpfnetConnectionPacketCountMetricAttributeKey = "server.port"
 	EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion         EbpfnetConnectionPacketCountMetricAttributeKey = "tls.protocol.version"
 )
@@ -291,9 +296,9 @@ func (ms *EbpfnetConnectionPacketCountMetricConfig) Unmarshal(parser *confmap.Co
 func (ms *EbpfnetConnectionPacketCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerPort, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.connection.packet.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.io.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -321,6 +326,7 @@ const (
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport           EbpfnetTCPFailureCountMetricAttributeKey = "network.transport"
 	EbpfnetTCPFailureCountMetricAttributeKeyNetworkType                EbpfnetTCPFailureCountMetricAttributeKey = "network.type"
 	EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem                  EbpfnetTCPFailureCountMetricAttributeKey = "rpc.system"
+	EbpfnetTCPFailureCountMetricAttributeKeyServerAddress              EbpfnetTCPFailureCountMetricAttributeKey = "server.address"
 	EbpfnetTCPFailureCountMetricAttributeKeyServerPort                 EbpfnetTCPFailureCountMetricAttributeKey = "server.port"
 	EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion         EbpfnetTCPFailureCountMetricAttributeKey = "tls.protocol.version"
 )
@@ -351,9 +357,9 @@ func (ms *EbpfnetTCPFailureCountMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *EbpfnetTCPFailureCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerAddress, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.failure.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, error.type, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -380,6 +386,7 @@ const (
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport           EbpfnetTCPRetransmitCountMetricAttributeKey = "network.transport"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType                EbpfnetTCPRetransmitCountMetricAttributeKey = "network.type"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem                  EbpfnetTCPRetransmitCountMetricAttributeKey = "rpc.system"
+	EbpfnetTCPRetransmitCountMetricAttributeKeyServerAddress              EbpfnetTCPRetransmitCountMetricAttributeKey = "server.address"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort                 EbpfnetTCPRetransmitCountMetricAttributeKey = "server.port"
 	EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion         EbpfnetTCPRetransmitCountMetricAttributeKey = "tls.protocol.version"
 )
@@ -410,9 +417,9 @@ func (ms *EbpfnetTCPRetransmitCountMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *EbpfnetTCPRetransmitCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -439,6 +446,7 @@ const (
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport           EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.transport"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType                EbpfnetTCPSynRetransmitCountMetricAttributeKey = "network.type"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem                  EbpfnetTCPSynRetransmitCountMetricAttributeKey = "rpc.system"
+	EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerAddress              EbpfnetTCPSynRetransmitCountMetricAttributeKey = "server.address"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort                 EbpfnetTCPSynRetransmitCountMetricAttributeKey = "server.port"
 	EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion         EbpfnetTCPSynRetransmitCountMetricAttributeKey = "tls.protocol.version"
 )
@@ -469,9 +477,9 @@ func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Unmarshal(parser *confmap.Co
 func (ms *EbpfnetTCPSynRetransmitCountMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion:
+		case EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion:
 		default:
-			return fmt.Errorf("metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.port, tls.protocol.version]", val)
+			return fmt.Errorf("metric ebpfnet.tcp.syn_retransmit.count doesn't have an attribute %v, valid attributes: [ebpfnet.connection.direction, network.local.address, network.local.port, network.peer.address, network.peer.port, network.protocol.name, network.protocol.version, network.transport, network.type, rpc.system, server.address, server.port, tls.protocol.version]", val)
 		}
 	}
 
@@ -501,42 +509,42 @@ func DefaultMetricsConfig() MetricsConfig {
 		EbpfnetConnectionClosed: EbpfnetConnectionClosedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionClosedMetricAttributeKey{EbpfnetConnectionClosedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionClosedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionClosedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionClosedMetricAttributeKeyNetworkTransport, EbpfnetConnectionClosedMetricAttributeKeyNetworkType, EbpfnetConnectionClosedMetricAttributeKeyRPCSystem, EbpfnetConnectionClosedMetricAttributeKeyServerAddress, EbpfnetConnectionClosedMetricAttributeKeyServerPort, EbpfnetConnectionClosedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionCount: EbpfnetConnectionCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionCountMetricAttributeKey{EbpfnetConnectionCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionCountMetricAttributeKeyNetworkType, EbpfnetConnectionCountMetricAttributeKeyRPCSystem, EbpfnetConnectionCountMetricAttributeKeyServerAddress, EbpfnetConnectionCountMetricAttributeKeyServerPort, EbpfnetConnectionCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionIo: EbpfnetConnectionIoMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionIoMetricAttributeKey{EbpfnetConnectionIoMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionIoMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionIoMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionIoMetricAttributeKeyNetworkTransport, EbpfnetConnectionIoMetricAttributeKeyNetworkType, EbpfnetConnectionIoMetricAttributeKeyRPCSystem, EbpfnetConnectionIoMetricAttributeKeyServerAddress, EbpfnetConnectionIoMetricAttributeKeyServerPort, EbpfnetConnectionIoMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionOpened: EbpfnetConnectionOpenedMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionOpenedMetricAttributeKey{EbpfnetConnectionOpenedMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionOpenedMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionOpenedMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionOpenedMetricAttributeKeyNetworkTransport, EbpfnetConnectionOpenedMetricAttributeKeyNetworkType, EbpfnetConnectionOpenedMetricAttributeKeyRPCSystem, EbpfnetConnectionOpenedMetricAttributeKeyServerAddress, EbpfnetConnectionOpenedMetricAttributeKeyServerPort, EbpfnetConnectionOpenedMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetConnectionPacketCount: EbpfnetConnectionPacketCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetConnectionPacketCountMetricAttributeKey{EbpfnetConnectionPacketCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkIoDirection, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkLocalAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkPeerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolName, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkTransport, EbpfnetConnectionPacketCountMetricAttributeKeyNetworkType, EbpfnetConnectionPacketCountMetricAttributeKeyRPCSystem, EbpfnetConnectionPacketCountMetricAttributeKeyServerAddress, EbpfnetConnectionPacketCountMetricAttributeKeyServerPort, EbpfnetConnectionPacketCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPFailureCount: EbpfnetTCPFailureCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPFailureCountMetricAttributeKey{EbpfnetTCPFailureCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPFailureCountMetricAttributeKeyErrorType, EbpfnetTCPFailureCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPFailureCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPFailureCountMetricAttributeKeyNetworkTransport, EbpfnetTCPFailureCountMetricAttributeKeyNetworkType, EbpfnetTCPFailureCountMetricAttributeKeyRPCSystem, EbpfnetTCPFailureCountMetricAttributeKeyServerAddress, EbpfnetTCPFailureCountMetricAttributeKeyServerPort, EbpfnetTCPFailureCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPRetransmitCount: EbpfnetTCPRetransmitCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPRetransmitCountMetricAttributeKey{EbpfnetTCPRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPRetransmitCountMetricAttributeKeyServerAddress, EbpfnetTCPRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 		EbpfnetTCPSynRetransmitCount: EbpfnetTCPSynRetransmitCountMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
+			EnabledAttributes:   []EbpfnetTCPSynRetransmitCountMetricAttributeKey{EbpfnetTCPSynRetransmitCountMetricAttributeKeyEbpfnetConnectionDirection, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkLocalAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkPeerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolName, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkProtocolVersion, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkTransport, EbpfnetTCPSynRetransmitCountMetricAttributeKeyNetworkType, EbpfnetTCPSynRetransmitCountMetricAttributeKeyRPCSystem, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerAddress, EbpfnetTCPSynRetransmitCountMetricAttributeKeyServerPort, EbpfnetTCPSynRetransmitCountMetricAttributeKeyTLSProtocolVersion},
 		},
 	}
 }

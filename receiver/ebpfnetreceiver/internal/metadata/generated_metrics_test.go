@@ -85,51 +85,51 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeErrorTypeRefused, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeErrorTypeRefused, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeErrorTypeReset, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeErrorTypeReset, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -216,6 +216,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -268,6 +271,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -313,6 +319,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -365,6 +374,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -413,6 +425,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -467,6 +482,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -512,6 +530,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -564,6 +585,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -612,6 +636,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -666,6 +693,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -714,6 +744,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -768,6 +801,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -813,6 +849,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -865,6 +904,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -910,6 +952,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -962,6 +1007,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
