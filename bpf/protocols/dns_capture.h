@@ -24,6 +24,10 @@
 _Static_assert((DNS_CAPTURE_BYTES & (DNS_CAPTURE_BYTES - 1)) == 0, "DNS_CAPTURE_BYTES bounds len by a mask");
 #define DNS_HEADER_PEEK 8 /* id, flags, question and answer counts */
 
+/* Set from Go before load: 1 when the receiver wants peer names (dns_names). Off, DNS sockets
+ * settle like any other (CLASSIFY_DELIVERED) and nothing is captured. */
+volatile const __u8 capture_dns = 0;
+
 /* p: the packet's transport payload (hook.h's skb_payload). sk: the receiving full socket. */
 static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *sk, const struct payload *p, bool tcp)
 {

@@ -88,7 +88,7 @@ static __always_inline void classify_deliver(struct classify_state *cs, struct b
 	}
 	__u64 id = sock_id((const struct sock *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
-	__u8 done = cs->stack.application == APP_DNS ? CLASSIFY_DELIVERED_DNS : CLASSIFY_DELIVERED;
+	__u8 done = capture_dns && cs->stack.application == APP_DNS ? CLASSIFY_DELIVERED_DNS : CLASSIFY_DELIVERED;
 	if (si) {
 		si->stack = cs->stack;
 		cs->delivered = done;
@@ -205,7 +205,7 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 capture:
 	/* A response that settled the socket as DNS is captured too: a socket's first response
 	 * may be its only one. */
-	if (!egress && cs->stack.application == APP_DNS)
+	if (capture_dns && !egress && cs->stack.application == APP_DNS)
 		dns_capture(skb, sk, &p, proto == IPPROTO_TCP);
 }
 

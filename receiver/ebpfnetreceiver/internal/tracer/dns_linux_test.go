@@ -179,7 +179,7 @@ func queryID(msg []byte) uint16 {
 }
 
 func TestDNSCapture(t *testing.T) {
-	tr := startTracer(t, Config{})
+	tr := startTracer(t, Config{CaptureDNS: true})
 	n := newTestNetns(t)
 	inside := netnsInode(t, n.path)
 
@@ -346,5 +346,58 @@ func TestDNSCapture(t *testing.T) {
 	}
 	if tel := tr.Telemetry(); tel.DNSRingFull != 0 {
 		t.Errorf("dns ring full %d times", tel.DNSRingFull)
+	}
+}
+
+// TestDNSCaptureOff: without Config.CaptureDNS the same exchange hands over
+// nothing, while the socket is still classified DNS.
+func TestDNSCaptureOff(t *testing.T) {
+	tr := startTracer(t, Config{})
+	c := newCollector(t, tr)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	sent := make(chan []byte, 4)
+	dnsResponder(t, pc, ln, sent)
+
+	cl, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const id = 0xd00d
+	if _, err := cl.Write(dnsQueryFor(t, id, dnsName("small"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl.Read(make([]byte, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+	dns := conns.ProtocolStack{Application: conns.AppDNS}
+	var records int
+	waitFor(t, 5*time.Second, func() bool {
+		snap, err := tr.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range snap.DNS {
+			if queryID(r.Msg) == id {
+				records++
+			}
+		}
+		for _, x := range snap.Active {
+			if x.Peer.Port() == port && x.PID == pid() && x.Stack == dns {
+				return true
+			}
+		}
+		return false
+	}, "client socket not classified DNS: %v", func() any { c.poll(); return c.active })
+	if records != 0 {
+		t.Errorf("%d records with the capture off", records)
 	}
 }

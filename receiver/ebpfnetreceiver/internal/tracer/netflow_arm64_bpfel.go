@@ -324,6 +324,7 @@ const (
 	netflowProgEnetTpRecv            = "enet_tp_recv"
 	netflowProgEnetTpSend            = "enet_tp_send"
 	netflowProgEnetTpState           = "enet_tp_state"
+	netflowVarCaptureDns             = "capture_dns"
 	netflowVarCookieHelper           = "cookie_helper"
 	netflowVarSampleTcpHealth        = "sample_tcp_health"
 	netflowVarUnusedCgroupPath       = "unused_cgroup_path"
@@ -468,6 +469,7 @@ type netflowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netflowVariableSpecs struct {
+	CaptureDns             *ebpf.VariableSpec `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
 	UnusedCgroupPath       *ebpf.VariableSpec `ebpf:"unused_cgroup_path"`
@@ -549,6 +551,7 @@ func (m *netflowMaps) Close() error {
 //
 // It can be passed to loadNetflowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netflowVariables struct {
+	CaptureDns             *ebpf.Variable `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
 	UnusedCgroupPath       *ebpf.Variable `ebpf:"unused_cgroup_path"`
