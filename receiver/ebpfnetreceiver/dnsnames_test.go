@@ -63,12 +63,12 @@ func TestDNSNamesInMetricsAndTelemetry(t *testing.T) {
 				{Netns: netns, Size: len(good), Msg: good},
 				{Netns: netns, Size: len(later), Msg: later},
 				{Netns: netns, Size: len(cut) + 100, Msg: cut[:len(cut)-3]}, // cut inside its only answer
-				{Netns: netns, Size: 5, Msg: []byte{0, 1, 0x81, 0x80, 0}},    // not DNS
+				{Netns: netns, Size: 5, Msg: []byte{0, 1, 0x81, 0x80, 0}},   // not DNS
 			},
 			Active: []conns.Conn{
 				conn(api, 443, 1, conns.DirectionOutgoing, netns),
 				conn(db, 5432, 2, conns.DirectionOutgoing, netns),
-				conn(api, 443, 3, conns.DirectionIncoming, netns),  // never named
+				conn(api, 443, 3, conns.DirectionIncoming, netns),   // never named
 				conn(api, 443, 4, conns.DirectionOutgoing, netns+1), // another namespace asked nothing
 				conn(other, 80, 5, conns.DirectionOutgoing, netns),
 			},
