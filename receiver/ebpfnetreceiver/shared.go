@@ -93,7 +93,8 @@ type core struct {
 	lastRes  resolverStats
 	failures *failureLogger // nil when the failure logs are off
 	// names gives outgoing connections server.address (nil with dns_names
-	// off); used only by the goroutine that polls.
+	// off): learnt in poll, asked by the aggregator for each new connection;
+	// used only by the goroutine that polls.
 	names   *dnsnames.Namer
 	lastDNS dnsnames.Stats
 }

@@ -119,9 +119,10 @@ type Conn struct {
 	Flags     Flags
 	Stack     ProtocolStack
 	// PeerName is the name the local namespace resolved the peer's address
-	// from, through DNS, when the connection was first seen (outgoing
-	// connections only; empty when unknown). The tracer leaves it empty;
-	// internal/dnsnames fills it from Snapshot.DNS.
+	// from, through DNS (outgoing connections only; empty when unknown). The
+	// tracer leaves it empty; internal/dnsnames fills it in on closed
+	// connections, for consumers of single connections, and the aggregator
+	// asks it once per connection, when it first sees it.
 	PeerName string
 
 	SentBytes   uint64 // payload bytes the local end sent

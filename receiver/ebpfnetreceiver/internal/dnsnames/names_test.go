@@ -279,46 +279,28 @@ func TestNamer(t *testing.T) {
 	out := conns.Conn{Key: conns.Key{Peer: peer, Netns: ns, PID: 1, Transport: conns.TransportTCP}, Cookie: 1, Direction: conns.DirectionOutgoing}
 	in := out
 	in.Cookie, in.Direction = 2, conns.DirectionIncoming
-	early := out
-	early.Cookie = 3 // open before anyone resolved the address
-	snap := conns.Snapshot{Time: t0, Active: []conns.Conn{early}}
-	m.Apply(&snap)
-	if snap.Active[0].PeerName != "" {
-		t.Errorf("named before any answer: %q", snap.Active[0].PeerName)
+	if got := m.Name(&out); got != "" {
+		t.Errorf("named before any answer: %q", got)
 	}
 
 	msg := response(t, "api.test.", rr{owner: "api.test.", ttl: 10, addr: peer.Addr()})
-	snap = conns.Snapshot{Time: t0.Add(time.Second), Active: []conns.Conn{early, out, in}, DNS: []conns.DNSResponse{whole(msg)}}
+	closedOut, closedIn := out, in
+	closedOut.Cookie, closedIn.Cookie = 3, 4
+	snap := conns.Snapshot{Time: t0, DNS: []conns.DNSResponse{whole(msg)}, Closed: []conns.Conn{closedOut, closedIn}}
 	m.Apply(&snap)
-	for i, want := range []string{"", "api.test", ""} {
-		if got := snap.Active[i].PeerName; got != want {
-			t.Errorf("connection %d: %q, want %q (first seen unnamed stays so; incoming never named)", i, got, want)
-		}
+	if got := m.Name(&out); got != "api.test" {
+		t.Errorf("outgoing: %q, want api.test", got)
 	}
-
-	// Long after the TTL: the open connection keeps its name, a new one to
-	// the same address gets none, and so does the closed report of one
-	// first seen closed.
-	later := out
-	later.Cookie = 4
-	snap = conns.Snapshot{Time: t0.Add(time.Hour), Active: []conns.Conn{out, later}, Closed: []conns.Conn{early}}
+	if got := m.Name(&in); got != "" {
+		t.Errorf("incoming named %q", got)
+	}
+	if a, b := snap.Closed[0].PeerName, snap.Closed[1].PeerName; a != "api.test" || b != "" {
+		t.Errorf("closed connections named %q and %q, want api.test and none (incoming)", a, b)
+	}
+	// Past TTL + grace, at the next snapshot: gone, and pruned.
+	snap = conns.Snapshot{Time: t0.Add(12 * time.Second)}
 	m.Apply(&snap)
-	if got := snap.Active[0].PeerName; got != "api.test" {
-		t.Errorf("long-lived connection lost its name: %q", got)
-	}
-	if got := snap.Active[1].PeerName; got != "" {
-		t.Errorf("new connection after expiry named %q", got)
-	}
-	if got := snap.Closed[0].PeerName; got != "" {
-		t.Errorf("closed connection first seen unnamed got %q", got)
-	}
-	// Closed: the report keeps the name of the open connection.
-	snap = conns.Snapshot{Time: t0.Add(2 * time.Hour), Closed: []conns.Conn{out}}
-	m.Apply(&snap)
-	if got := snap.Closed[0].PeerName; got != "api.test" {
-		t.Errorf("closed report lost the name: %q", got)
-	}
-	if m.Len() != 0 {
-		t.Errorf("%d names left after expiry", m.Len())
+	if got := m.Name(&out); got != "" || m.Len() != 0 {
+		t.Errorf("after expiry: %q, %d names left", got, m.Len())
 	}
 }
