@@ -123,11 +123,11 @@ type connState struct {
 	sentPackets, recvPackets uint64
 	retransmits              uint32
 	synRetransmits           uint8
-	gen                      uint64 // last Update that saw the connection
+	gen                      uint64           // last Update that saw the connection
+	overflowed               [NumMetrics]bool // counted in Stats.Overflowed already
 	// peerName is server.address, asked of Config.PeerName once, when the
 	// connection is first seen, and kept for its life.
-	peerName   string
-	overflowed [NumMetrics]bool // counted in Stats.Overflowed already
+	peerName string
 }
 
 // Aggregator turns snapshots into cumulative series. It is not safe for
