@@ -401,3 +401,47 @@ func TestDNSCaptureOff(t *testing.T) {
 		t.Errorf("%d records with the capture off", records)
 	}
 }
+
+// TestDNSCaptureIPv6: a response over IPv6 (loopback, the test's own
+// namespace) comes out byte for byte with the namespace of the socket.
+func TestDNSCaptureIPv6(t *testing.T) {
+	tr := startTracer(t, Config{CaptureDNS: true})
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err) // not a tracer failure: the kernel has no ::1
+	}
+	t.Cleanup(func() { pc.Close() })
+	ln := listen(t, "tcp6", "[::1]:0")
+	sent := make(chan []byte, 4)
+	dnsResponder(t, pc, ln, sent)
+	cl, err := net.Dial("udp6", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const id = 0xd066
+	if _, err := cl.Write(dnsQueryFor(t, id, dnsName("small"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl.Read(make([]byte, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	resp := <-sent
+	var got []conns.DNSResponse
+	waitFor(t, 5*time.Second, func() bool {
+		snap, err := tr.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range snap.DNS {
+			if queryID(r.Msg) == id {
+				got = append(got, r)
+			}
+		}
+		return len(got) > 0
+	}, "no record of the IPv6 response: %v", func() any { return got })
+	if len(got) != 1 || got[0].Netns != selfNetns(t) || got[0].Size != len(resp) || !bytes.Equal(got[0].Msg, resp) {
+		t.Errorf("records %+v, want one of the %d bytes sent, in namespace %d", got, len(resp), selfNetns(t))
+	}
+}
