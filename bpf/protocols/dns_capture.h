@@ -46,8 +46,10 @@ static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *
 	if (msg_len < DNS_HEADER_PEEK)
 		return;
 
-	/* The namespace: the socket entry's, which the tracer's I/O hooks fill (cgroup_skb programs
-	 * cannot read struct sock fields before 5.13). Only DNS responses pay this lookup. */
+	/* The namespace: the socket entry's, which the tracer's I/O hooks fill. The bpf_sock this
+	 * program gets has no namespace field, and reading struct sock takes bpf_probe_read_kernel,
+	 * which older kernels (5.10 among them) do not give cgroup_skb programs. Only DNS responses
+	 * pay this lookup. */
 	__u64 id = sock_id((const struct sock *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
 	if (!si || !si->tuple.netns) {

@@ -51,7 +51,7 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 		return conns.Snapshot{}, err
 	}
 	t.activeBuf = snap.Active
-	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
+	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("dns_responses", len(dns)), zap.Int("udp_sockets_ended", len(released)),
 		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
 }
