@@ -425,6 +425,16 @@ int enet_rn_refresh(void *ctx)
 	return conns_refresh();
 }
 
+/* ---- Load-time probe: may cgroup_skb programs read kernel memory (protocols/dns_capture.h)? ---- */
+
+SEC("cgroup_skb/ingress")
+int enet_pr_skbread(struct __sk_buff *skb)
+{
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &v);
+	return 1;
+}
+
 /* ---- Load-time probe: may tracing programs ask for socket cookies (5.12+)? ---- */
 
 SEC("tp_btf/inet_sock_set_state")

@@ -13,7 +13,14 @@ struct {
 	__uint(max_entries, DNS_RING_BYTES);
 } dns_answers SEC(".maps");
 
-/* dns_scratch: one struct dns_record per CPU, where a response is assembled before it goes into
+/* BPF-only (never read by Go): a record being assembled, and an 8-byte slot the capture uses
+ * to turn the socket pointer into a number (protocols/dns_capture.h: dns_netns). */
+struct dns_scratch {
+	__u64 sock;
+	struct dns_record rec;
+};
+
+/* dns_scratch: one struct dns_scratch per CPU, where a response is assembled before it goes into
  * dns_answers with only the bytes it uses (a reservation has a size fixed at compile time, and
  * most responses are a fifth of DNS_CAPTURE_BYTES). Written and read within one run of the ingress
  * program, which the kernel runs with bottom halves off (packet receive), so no other run of it
@@ -22,7 +29,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct dns_record);
+	__type(value, struct dns_scratch);
 } dns_scratch SEC(".maps");
 
 #endif

@@ -28,6 +28,28 @@ _Static_assert((DNS_CAPTURE_BYTES & (DNS_CAPTURE_BYTES - 1)) == 0, "DNS_CAPTURE_
  * settle like any other (CLASSIFY_DELIVERED) and nothing is captured. */
 volatile const __u8 capture_dns = 0;
 
+/* Set from Go before load: 1 when cgroup_skb programs may call bpf_probe_read_kernel, which
+ * newer kernels give them (Go loads enet_pr_skbread to find out). */
+volatile const __u8 skb_read_kernel = 0;
+
+/* The receiving socket's network namespace, 0 when unknown. Read from the socket itself where the
+ * kernel lets this program read kernel memory. Elsewhere (5.10 among them) the bpf_sock this
+ * program gets has no namespace field, and the socket table's entry, which the tracer's I/O
+ * hooks fill, gives it, unless the response came before the query's send returned (a local
+ * resolver on a busy CPU): that is counted in TELEMETRY_DNS_NO_SOCKET. s: scratch memory. */
+static __always_inline __u32 dns_netns(struct bpf_sock *sk, struct dns_scratch *s)
+{
+	if (skb_read_kernel) {
+		/* The verifier allows no arithmetic on a socket pointer, which BPF_CORE_READ does; the
+		 * pointer stored in a map value reads back as the number it is. */
+		*(volatile __u64 *)&s->sock = (__u64)sk;
+		return sk_netns((const struct sock *)*(volatile __u64 *)&s->sock);
+	}
+	__u64 id = sock_id((const struct sock *)sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	return si ? si->tuple.netns : 0;
+}
+
 /* p: the packet's transport payload (hook.h's skb_payload). sk: the receiving full socket. */
 static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *sk, const struct payload *p, bool tcp)
 {
@@ -46,20 +68,16 @@ static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *
 	if (msg_len < DNS_HEADER_PEEK)
 		return;
 
-	/* The namespace: the socket entry's, which the tracer's I/O hooks fill. The bpf_sock this
-	 * program gets has no namespace field, and reading struct sock takes bpf_probe_read_kernel,
-	 * which older kernels (5.10 among them) do not give cgroup_skb programs. Only DNS responses
-	 * pay this lookup. */
-	__u64 id = sock_id((const struct sock *)sk);
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
-	if (!si || !si->tuple.netns) {
+	__u32 zero = 0;
+	struct dns_scratch *s = bpf_map_lookup_elem(&dns_scratch, &zero);
+	if (!s)
+		return;
+	struct dns_record *r = &s->rec;
+	__u32 netns = dns_netns(sk, s); /* only DNS responses pay for it */
+	if (!netns) {
 		count(TELEMETRY_DNS_NO_SOCKET);
 		return;
 	}
-	__u32 zero = 0;
-	struct dns_record *r = bpf_map_lookup_elem(&dns_scratch, &zero);
-	if (!r)
-		return;
 	__u32 len = p->len - base;
 	if (len > msg_len)
 		len = msg_len; /* TCP: the next message follows in the same segment */
@@ -71,7 +89,7 @@ static __always_inline void dns_capture(struct __sk_buff *skb, struct bpf_sock *
 	 * is len, and the verifier sees 1..CAP. */
 	barrier_var(len);
 	len = ((len - 1) & (DNS_CAPTURE_BYTES - 1)) + 1;
-	r->netns = si->tuple.netns;
+	r->netns = netns;
 	r->msg_len = msg_len;
 	r->len = len;
 	if (bpf_skb_load_bytes(skb, p->off + base, r->msg, len))

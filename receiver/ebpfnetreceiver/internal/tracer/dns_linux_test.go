@@ -350,7 +350,7 @@ func TestDNSCapture(t *testing.T) {
 }
 
 // TestDNSCaptureOff: without Config.CaptureDNS the same exchange hands over
-// nothing, while the socket is still classified DNS.
+// nothing, while the exchange is still classified DNS.
 func TestDNSCaptureOff(t *testing.T) {
 	tr := startTracer(t, Config{})
 	c := newCollector(t, tr)
@@ -390,13 +390,16 @@ func TestDNSCaptureOff(t *testing.T) {
 				records++
 			}
 		}
+		// The server's end: the client's may stay unclassified when the
+		// response beats the return of its send (its socket has no entry
+		// yet to take the stack; seen on 7.3 with one CPU).
 		for _, x := range snap.Active {
-			if x.Peer.Port() == port && x.PID == pid() && x.Stack == dns {
+			if x.Local.Port() == port && x.PID == pid() && x.Stack == dns {
 				return true
 			}
 		}
 		return false
-	}, "client socket not classified DNS: %v", func() any { c.poll(); return c.active })
+	}, "server socket not classified DNS: %v", func() any { c.poll(); return c.active })
 	if records != 0 {
 		t.Errorf("%d records with the capture off", records)
 	}

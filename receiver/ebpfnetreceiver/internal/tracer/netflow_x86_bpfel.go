@@ -311,6 +311,7 @@ const (
 	netflowProgEnetKrUrecv           = "enet_kr_urecv"
 	netflowProgEnetKrUsend           = "enet_kr_usend"
 	netflowProgEnetPrCookie          = "enet_pr_cookie"
+	netflowProgEnetPrSkbread         = "enet_pr_skbread"
 	netflowProgEnetRnRefresh         = "enet_rn_refresh"
 	netflowProgEnetRtCgmkdir         = "enet_rt_cgmkdir"
 	netflowProgEnetRtDestroy         = "enet_rt_destroy"
@@ -327,6 +328,7 @@ const (
 	netflowVarCaptureDns             = "capture_dns"
 	netflowVarCookieHelper           = "cookie_helper"
 	netflowVarSampleTcpHealth        = "sample_tcp_health"
+	netflowVarSkbReadKernel          = "skb_read_kernel"
 	netflowVarUnusedCgroupPath       = "unused_cgroup_path"
 	netflowVarUnusedClassifyDelivery = "unused_classify_delivery"
 	netflowVarUnusedClassifyState    = "unused_classify_state"
@@ -429,6 +431,7 @@ type netflowProgramSpecs struct {
 	EnetKrUrecv    *ebpf.ProgramSpec `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.ProgramSpec `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.ProgramSpec `ebpf:"enet_pr_cookie"`
+	EnetPrSkbread  *ebpf.ProgramSpec `ebpf:"enet_pr_skbread"`
 	EnetRnRefresh  *ebpf.ProgramSpec `ebpf:"enet_rn_refresh"`
 	EnetRtCgmkdir  *ebpf.ProgramSpec `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.ProgramSpec `ebpf:"enet_rt_destroy"`
@@ -472,6 +475,7 @@ type netflowVariableSpecs struct {
 	CaptureDns             *ebpf.VariableSpec `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
+	SkbReadKernel          *ebpf.VariableSpec `ebpf:"skb_read_kernel"`
 	UnusedCgroupPath       *ebpf.VariableSpec `ebpf:"unused_cgroup_path"`
 	UnusedClassifyDelivery *ebpf.VariableSpec `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
@@ -554,6 +558,7 @@ type netflowVariables struct {
 	CaptureDns             *ebpf.Variable `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
+	SkbReadKernel          *ebpf.Variable `ebpf:"skb_read_kernel"`
 	UnusedCgroupPath       *ebpf.Variable `ebpf:"unused_cgroup_path"`
 	UnusedClassifyDelivery *ebpf.Variable `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
@@ -618,6 +623,7 @@ type netflowPrograms struct {
 	EnetKrUrecv    *ebpf.Program `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.Program `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.Program `ebpf:"enet_pr_cookie"`
+	EnetPrSkbread  *ebpf.Program `ebpf:"enet_pr_skbread"`
 	EnetRnRefresh  *ebpf.Program `ebpf:"enet_rn_refresh"`
 	EnetRtCgmkdir  *ebpf.Program `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.Program `ebpf:"enet_rt_destroy"`
@@ -677,6 +683,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetKrUrecv,
 		p.EnetKrUsend,
 		p.EnetPrCookie,
+		p.EnetPrSkbread,
 		p.EnetRnRefresh,
 		p.EnetRtCgmkdir,
 		p.EnetRtDestroy,

@@ -108,6 +108,10 @@ func New(cfg Config) (*Tracer, error) {
 	if err := specs.CaptureDns.Set(boolByte(cfg.CaptureDNS && cfg.ClassifyProtocols)); err != nil {
 		return nil, fmt.Errorf("set variable: %w", err)
 	}
+	skbRead, err := setSkbReadKernel(specs, spec)
+	if err != nil {
+		return nil, err
+	}
 
 	idle := cfg.UDPIdleTimeout
 	if idle <= 0 {
@@ -137,7 +141,7 @@ func New(cfg Config) (*Tracer, error) {
 	for _, h := range t.hooks {
 		log.Info("ebpfnet hook attached", zap.String("data", h.Data), zap.String("mode", h.Mode), zap.String("hook", h.Hook), zap.String("gives", h.Gives))
 	}
-	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks), zap.Bool("protocol_classification", cfg.ClassifyProtocols), zap.Bool("dns_capture", cfg.CaptureDNS && cfg.ClassifyProtocols), zap.Bool("tcp_health_at_poll", !cfg.CloseOnlyTCPHealth))
+	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks), zap.Bool("protocol_classification", cfg.ClassifyProtocols), zap.Bool("dns_capture", cfg.CaptureDNS && cfg.ClassifyProtocols), zap.Bool("dns_netns_from_socket", skbRead), zap.Bool("tcp_health_at_poll", !cfg.CloseOnlyTCPHealth))
 	return t, nil
 }
 
