@@ -254,9 +254,10 @@ type Telemetry struct {
 	CgroupPathLost uint64 `telemetry:"CgroupPathLost"`
 	// DNSRingFull: DNS responses the kernel could not hand over (their ring
 	// full between two polls); the names they answered are not learnt.
-	// DNSNoSocket: DNS responses to a socket the tracer had no entry for
-	// (its namespace unknown: the socket table full, or the response came
-	// before the query's send returned); not learnt either.
+	// DNSNoSocket: DNS responses whose socket's namespace was unknown, not
+	// learnt either: on kernels that do not let the capture read the socket
+	// (5.10 among them) it comes from the socket table, which misses a
+	// response that came before its query's send returned, or a full table.
 	DNSRingFull uint64 `telemetry:"DNSRingFull"`
 	DNSNoSocket uint64 `telemetry:"DNSNoSocket"`
 }

@@ -204,7 +204,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerDNSNoSocket, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_dns_no_socket",
-		metric.WithDescription("DNS responses that came to a socket the tracer had no entry for (socket table full, or the response came before the query's send returned), so its network namespace is unknown; their names are not learnt. [Alpha]"),
+		metric.WithDescription("DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only on older kernels (5.10 among them), where the kernel side cannot read the socket itself and takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]"),
 		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)

@@ -264,7 +264,7 @@ func AssertEqualEbpfnetTracerCookieTableFull(t *testing.T, tt *componenttest.Tel
 func AssertEqualEbpfnetTracerDNSNoSocket(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_dns_no_socket",
-		Description: "DNS responses that came to a socket the tracer had no entry for (socket table full, or the response came before the query's send returned), so its network namespace is unknown; their names are not learnt. [Alpha]",
+		Description: "DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only on older kernels (5.10 among them), where the kernel side cannot read the socket itself and takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]",
 		Unit:        "{response}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
