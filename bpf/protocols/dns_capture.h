@@ -28,15 +28,16 @@ _Static_assert((DNS_CAPTURE_BYTES & (DNS_CAPTURE_BYTES - 1)) == 0, "DNS_CAPTURE_
  * settle like any other (CLASSIFY_DELIVERED) and nothing is captured. */
 volatile const __u8 capture_dns = 0;
 
-/* Set from Go before load: 1 when cgroup_skb programs may call bpf_probe_read_kernel, which
- * newer kernels give them (Go loads enet_pr_skbread to find out). */
+/* Set from Go before load: 1 when cgroup_skb programs may call bpf_probe_read_kernel (Go loads
+ * enet_pr_skbread to find out; every kernel of the matrix, 5.10 to 7.3, allows it to a program
+ * loaded with CAP_PERFMON, but the helper is not part of cgroup_skb's own set). */
 volatile const __u8 skb_read_kernel = 0;
 
 /* The receiving socket's network namespace, 0 when unknown. Read from the socket itself where the
- * kernel lets this program read kernel memory. Elsewhere (5.10 among them) the bpf_sock this
- * program gets has no namespace field, and the socket table's entry, which the tracer's I/O
- * hooks fill, gives it, unless the response came before the query's send returned (a local
- * resolver on a busy CPU): that is counted in TELEMETRY_DNS_NO_SOCKET. s: scratch memory. */
+ * kernel lets this program read kernel memory. Elsewhere the bpf_sock this program gets has no
+ * namespace field, and the socket table's entry, which the tracer's I/O hooks fill, gives it,
+ * unless the response came before the query's send returned (a local resolver on a busy CPU):
+ * that is counted in TELEMETRY_DNS_NO_SOCKET. s: scratch memory. */
 static __always_inline __u32 dns_netns(struct bpf_sock *sk, struct dns_scratch *s)
 {
 	if (skb_read_kernel) {

@@ -255,9 +255,10 @@ type Telemetry struct {
 	// DNSRingFull: DNS responses the kernel could not hand over (their ring
 	// full between two polls); the names they answered are not learnt.
 	// DNSNoSocket: DNS responses whose socket's namespace was unknown, not
-	// learnt either: on kernels that do not let the capture read the socket
-	// (5.10 among them) it comes from the socket table, which misses a
-	// response that came before its query's send returned, or a full table.
+	// learnt either: where the kernel does not let the capture read the
+	// socket (no kernel of the matrix, 5.10 to 7.3) it comes from the socket
+	// table, which misses a response that came before its query's send
+	// returned, or a full table.
 	DNSRingFull uint64 `telemetry:"DNSRingFull"`
 	DNSNoSocket uint64 `telemetry:"DNSNoSocket"`
 }

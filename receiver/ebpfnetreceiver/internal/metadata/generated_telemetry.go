@@ -204,7 +204,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerDNSNoSocket, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_tracer_dns_no_socket",
-		metric.WithDescription("DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only on older kernels (5.10 among them), where the kernel side cannot read the socket itself and takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]"),
+		metric.WithDescription("DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only where the kernel refuses the classifier's programs reads of kernel memory (none of 5.10 to 7.3 does, to a collector with CAP_PERFMON) - the kernel side then takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]"),
 		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)

@@ -264,7 +264,7 @@ func AssertEqualEbpfnetTracerCookieTableFull(t *testing.T, tt *componenttest.Tel
 func AssertEqualEbpfnetTracerDNSNoSocket(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_ebpfnet_tracer_dns_no_socket",
-		Description: "DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only on older kernels (5.10 among them), where the kernel side cannot read the socket itself and takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]",
+		Description: "DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only where the kernel refuses the classifier's programs reads of kernel memory (none of 5.10 to 7.3 does, to a collector with CAP_PERFMON) - the kernel side then takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]",
 		Unit:        "{response}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -448,3 +448,59 @@ func TestDNSCaptureIPv6(t *testing.T) {
 		t.Errorf("records %+v, want one of the %d bytes sent, in namespace %d", got, len(resp), selfNetns(t))
 	}
 }
+
+// TestDNSCaptureSocketTable: where the capture cannot read the socket, the
+// namespace comes from the socket table (forced here: every kernel of the
+// matrix allows the read). The server answers from the test's goroutine
+// after the client's send returned, so the table has the socket.
+func TestDNSCaptureSocketTable(t *testing.T) {
+	testSocketTableNetns = true
+	t.Cleanup(func() { testSocketTableNetns = false })
+	tr := startTracer(t, Config{CaptureDNS: true})
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	cl, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const id = 0xd055
+	if _, err := cl.Write(dnsQueryFor(t, id, dnsName("small"))); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	n, from, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := answerOf(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.WriteTo(resp, from); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	var got []conns.DNSResponse
+	waitFor(t, 5*time.Second, func() bool {
+		snap, err := tr.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range snap.DNS {
+			if queryID(r.Msg) == id {
+				got = append(got, r)
+			}
+		}
+		return len(got) > 0
+	}, "no record: %v", func() any { return got })
+	if len(got) != 1 || got[0].Netns != selfNetns(t) || !bytes.Equal(got[0].Msg, resp) {
+		t.Errorf("records %+v, want one of the %d bytes sent, in namespace %d", got, len(resp), selfNetns(t))
+	}
+}

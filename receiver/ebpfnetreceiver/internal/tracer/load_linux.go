@@ -58,11 +58,17 @@ func setSkbReadKernel(s *netflowSpecs, spec *ebpf.CollectionSpec) (bool, error) 
 	if ok {
 		coll.Close()
 	}
+	ok = ok && !testSocketTableNetns
 	if err := s.SkbReadKernel.Set(boolByte(ok)); err != nil {
 		return false, fmt.Errorf("set variable: %w", err)
 	}
 	return ok, nil
 }
+
+// testSocketTableNetns makes the DNS capture take namespaces from the
+// socket table even where it could read the socket: the kernels of the
+// matrix all allow the read, so only a test reaches the other path.
+var testSocketTableNetns bool
 
 func boolByte(b bool) uint8 {
 	if b {
