@@ -48,6 +48,7 @@ const enum proto_encryption *unused_proto_encryption __attribute__((unused));
 const enum stack_flags *unused_stack_flags __attribute__((unused));
 const struct classify_state *unused_classify_state __attribute__((unused));
 const struct cgroup_path *unused_cgroup_path __attribute__((unused));
+const enum classify_delivery *unused_classify_delivery __attribute__((unused));
 
 /* One send or receive call, from whichever hook saw it return. A TCP socket whose owner is known
  * returns after one lookup, of its socket storage or of the socket table: the kernel counts its
@@ -422,6 +423,16 @@ SEC("raw_tp")
 int enet_rn_refresh(void *ctx)
 {
 	return conns_refresh();
+}
+
+/* ---- Load-time probe: may cgroup_skb programs read kernel memory (protocols/dns_capture.h)? ---- */
+
+SEC("cgroup_skb/ingress")
+int enet_pr_skbread(struct __sk_buff *skb)
+{
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &v);
+	return 1;
 }
 
 /* ---- Load-time probe: may tracing programs ask for socket cookies (5.12+)? ---- */

@@ -20,5 +20,11 @@
  * bytes of one packet a classifier may read (protocols/). */
 #define CLASSIFY_MAX_PACKETS 8
 #define CLASSIFY_MAX_BYTES 512
+/* DNS responses received (protocols/dns_capture.h): bytes of each message kept, the classic UDP
+ * limit, which holds the question and a dozen address answers; and the ring user space drains
+ * at each poll: 4 MiB holds about 40,000 typical responses (a name, a CNAME or two, a few
+ * addresses: ~100 bytes) between two polls. */
+#define DNS_CAPTURE_BYTES 512
+#define DNS_RING_BYTES (4 << 20)
 
 #endif

@@ -41,10 +41,12 @@ enum telemetry_counter {
 	TELEMETRY_LISTEN_MAP_FULL,     /* listen_ports insert failed: that port's accepts judged by bound port */
 	TELEMETRY_COOKIE_MAP_FULL,     /* udp_cookies insert failed: that socket's release is not seen */
 	/* Protocol classification (protocols/): outcomes, not drops. */
-	TELEMETRY_CLASSIFIED,	  /* a connection's protocol stack was decided (some layer known) */
-	TELEMETRY_UNCLASSIFIED,	  /* a connection with payload was left unknown */
-	TELEMETRY_CLASSIFY_SHORT, /* a classifier needed more bytes than the packet held */
+	TELEMETRY_CLASSIFIED,	    /* a connection's protocol stack was decided (some layer known) */
+	TELEMETRY_UNCLASSIFIED,	    /* a connection with payload was left unknown */
+	TELEMETRY_CLASSIFY_SHORT,   /* a classifier needed more bytes than the packet held */
 	TELEMETRY_CGROUP_PATH_LOST, /* cgroup_paths insert or path read failed: resolved by a walk, if still there */
+	TELEMETRY_DNS_RING_FULL,    /* a DNS response's answers did not fit in dns_answers: its names are not learnt */
+	TELEMETRY_DNS_NO_SOCKET,    /* a DNS response came to a socket without a socks entry (namespace unknown) */
 	TELEMETRY_COUNTER_MAX,
 };
 
@@ -142,10 +144,17 @@ struct protocol_stack {
 };
 
 /* Classification in progress, in the socket's storage (maps/classify_state.h). */
+/* classify_state.delivered: what a settled socket's packets still need (protocols/hook.h). */
+enum classify_delivery {
+	CLASSIFY_PENDING = 0,	    /* not settled, or settled and not yet in a sock_info */
+	CLASSIFY_DELIVERED = 1,	    /* nothing more: the packet returns after the storage lookup */
+	CLASSIFY_DELIVERED_DNS = 2, /* DNS: its received responses are captured (protocols/dns_capture.h) */
+};
+
 struct classify_state {
 	struct protocol_stack stack;
 	__u8 packets;	/* payload packets handed to the classifiers so far (at most CLASSIFY_MAX_PACKETS) */
-	__u8 delivered; /* the settled stack is in the socket's sock_info, or there is none to give */
+	__u8 delivered; /* enum classify_delivery */
 	__u8 tries;	/* packets that found no sock_info to deliver a settled stack to */
 	__u8 _pad;
 };
@@ -213,6 +222,17 @@ struct sock_info {
 	__u8 tracked;		     /* enum sock_track_state */
 	__u8 _pad[2];
 	char comm[16]; /* task name of the owner, when it ran in its context (see conn_stats) */
+};
+
+/* One DNS response with answers that a local socket received (protocols/dns_capture.h), in the
+ * dns_answers ring: the start of the message, for user space to parse. Submitted with only the
+ * bytes used (DNS_RECORD_HEAD + len). */
+struct dns_record {
+	__u32 netns;   /* inode of the receiving socket's network namespace */
+	__u16 msg_len; /* bytes of the whole message: UDP payload, or TCP's length prefix */
+	__u16
+	    len; /* bytes of msg that hold the message's start: min(msg_len, what the packet held, DNS_CAPTURE_BYTES) */
+	__u8 msg[DNS_CAPTURE_BYTES]; /* the DNS message from its header on (TCP: after the length prefix) */
 };
 
 /* Key of listen_ports: a TCP port in LISTEN, per network namespace. */

@@ -17,7 +17,11 @@
  * the packet). A socket whose
  * stream had already started when the tracer did is left unknown in that direction rather than
  * guessed from the middle of a stream. UDP: every datagram is a message. At most
- * CLASSIFY_MAX_PACKETS payload packets of a connection are looked at; then it settles. */
+ * CLASSIFY_MAX_PACKETS payload packets of a connection are looked at; then it settles.
+ *
+ * DNS sockets are the one exception to "settled costs one lookup": the responses they receive
+ * are captured for peer names (dns_capture.h), so their settled state is CLASSIFY_DELIVERED_DNS,
+ * which does not return early. Every other settled socket returns on the same single compare. */
 #ifndef EBPFNET_PROTOCOLS_HOOK_H
 #define EBPFNET_PROTOCOLS_HOOK_H
 
@@ -25,6 +29,7 @@
 #include "../common/conn.h"
 #include "../maps/stacks.h"
 #include "classify.h"
+#include "dns_capture.h"
 
 #define IP_OFFSET_MASK 0x1fff /* iphdr.frag_off: fragment offset, in 8-byte units */
 
@@ -78,16 +83,17 @@ static __always_inline bool skb_payload(struct __sk_buff *skb, __u8 proto, struc
 static __always_inline void classify_deliver(struct classify_state *cs, struct bpf_sock *sk)
 {
 	if (!(cs->stack.api | cs->stack.application | cs->stack.encryption)) {
-		cs->delivered = 1; /* nothing to give */
+		cs->delivered = CLASSIFY_DELIVERED; /* nothing to give */
 		return;
 	}
 	__u64 id = sock_id((const struct sock *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &id);
+	__u8 done = capture_dns && cs->stack.application == APP_DNS ? CLASSIFY_DELIVERED_DNS : CLASSIFY_DELIVERED;
 	if (si) {
 		si->stack = cs->stack;
-		cs->delivered = 1;
+		cs->delivered = done;
 	} else if (++cs->tries >= CLASSIFY_MAX_PACKETS) {
-		cs->delivered = 1; /* the tracer does not track this socket */
+		cs->delivered = done; /* the tracer does not track this socket */
 	}
 }
 
@@ -130,7 +136,7 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 	 * nothing for a socket that is not a full one, and only TCP and UDP sockets of ours get
 	 * storage). */
 	struct classify_state *cs = bpf_sk_storage_get(&stacks, sk, 0, 0);
-	if (cs && cs->delivered)
+	if (cs && cs->delivered == CLASSIFY_DELIVERED)
 		return;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || (sk->family != AF_INET && sk->family != AF_INET6))
@@ -143,6 +149,8 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 	__u32 seq = 0;
 	if (!skb_payload(skb, proto, &p, &seq))
 		return;
+	if (cs && cs->delivered == CLASSIFY_DELIVERED_DNS)
+		goto capture;
 	if (!cs) {
 		/* Payload through a listener completed a handshake: it belongs to the child socket the
 		 * kernel is about to create, which then has missed its first bytes. */
@@ -155,7 +163,7 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 	struct protocol_stack *st = &cs->stack;
 	if (st->flags & STACK_SETTLED) {
 		classify_deliver(cs, sk);
-		return;
+		goto capture;
 	}
 
 	bool first = true;
@@ -194,6 +202,11 @@ static __always_inline void handle_skb(struct __sk_buff *skb, bool egress)
 		classify_settle(st);
 		classify_deliver(cs, sk);
 	}
+capture:
+	/* A response that settled the socket as DNS is captured too: a socket's first response
+	 * may be its only one. */
+	if (capture_dns && !egress && cs->stack.application == APP_DNS)
+		dns_capture(skb, sk, &p, proto == IPPROTO_TCP);
 }
 
 #endif

@@ -19,6 +19,9 @@ static __always_inline struct sock_info *udp_sock_get(struct sock_info *si, cons
 	init.start = now;
 	init.cookie = sock_cookie(sk, tracing, now);
 	init.tracked = SOCK_TRACKED;
+	/* UDP keeps its tuples per peer in conns; the namespace is the socket's, and the DNS
+	 * capture (protocols/dns_capture.h), which cannot read struct sock, takes it from here. */
+	init.tuple.netns = sk_netns(sk);
 	take_owner(&init); /* UDP I/O runs in the owner's context */
 	long err = bpf_map_update_elem(&socks, &id, &init, BPF_NOEXIST);
 	si = bpf_map_lookup_elem(&socks, &id);

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/dnsnames"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/nat"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
@@ -35,7 +36,7 @@ var (
 	ErrInvalidCIDR        = errors.New("must be a CIDR such as 10.0.0.0/8 or fd00::/8")
 	ErrNoCIDRs            = errors.New("must list at least one CIDR")
 	ErrDuplicateCIDR      = errors.New("is in more than one peer group")
-	ErrInvalidNATEntries  = errors.New("must be positive")
+	ErrInvalidMaxEntries  = errors.New("must be positive")
 	errNotHistogramConfig = errors.New("must be a map")
 )
 
@@ -75,6 +76,9 @@ type Config struct {
 	// FailureLogs bounds the log records of failed TCP connections, written
 	// when the receiver is in a logs pipeline.
 	FailureLogs FailureLogsConfig `mapstructure:"failure_logs"`
+	// DNSNames names the peers of outgoing connections (server.address)
+	// from the DNS responses the host's sockets receive.
+	DNSNames DNSNamesConfig `mapstructure:"dns_names"`
 
 	// NAT adds the endpoints the kernel's NAT translates a connection to
 	// (the ebpfnet.nat.* attributes), from conntrack.
@@ -149,6 +153,25 @@ type NATConfig struct {
 	MaxEntries int `mapstructure:"max_entries"`
 }
 
+// DNSNamesConfig configures the peer names: a map per network namespace
+// from each address DNS answered to the name the client asked for, from
+// which outgoing connections get server.address when first seen.
+type DNSNamesConfig struct {
+	// Enabled reads the DNS responses the kernel captures. The capture is
+	// part of protocol_classification's programs: with that off there are no
+	// names (said once in the log at start; not a config error, so turning
+	// classification off needs no second change). On by default.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxEntries bounds the map (addresses of all namespaces together);
+	// past it the least recently used name goes, counted in
+	// ebpfnet_dns_evictions. About 100 bytes an entry.
+	MaxEntries int `mapstructure:"max_entries"`
+	// Grace keeps a name this long past its answer's TTL: clients connect
+	// a little after they resolve, and some keep using an address after
+	// the TTL. 0 keeps names for their TTL alone.
+	Grace time.Duration `mapstructure:"grace"`
+}
+
 // HistogramMetricConfig configures one histogram metric, with the same keys
 // as the generated metric configs.
 type HistogramMetricConfig struct {
@@ -172,6 +195,7 @@ func createDefaultConfig() *Config {
 		},
 		FailureLogs:          FailureLogsConfig{MaxPerSecond: defaultFailureLogsRate},
 		NAT:                  NATConfig{Enabled: true, MaxEntries: nat.DefaultMaxEntries},
+		DNSNames:             DNSNamesConfig{Enabled: true, MaxEntries: dnsnames.DefaultMaxEntries, Grace: dnsnames.DefaultGrace},
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
 		ConnectionDuration:   HistogramMetricConfig{Enabled: true, Attributes: keep},
 		TCPRTT:               HistogramMetricConfig{Enabled: true, Attributes: slices.Clone(keep)},
@@ -247,7 +271,13 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("failure_logs::max_per_second %d: %w", cfg.FailureLogs.MaxPerSecond, ErrInvalidRate))
 	}
 	if cfg.NAT.Enabled && cfg.NAT.MaxEntries <= 0 {
-		errs = append(errs, fmt.Errorf("nat::max_entries %d: %w", cfg.NAT.MaxEntries, ErrInvalidNATEntries))
+		errs = append(errs, fmt.Errorf("nat::max_entries %d: %w", cfg.NAT.MaxEntries, ErrInvalidMaxEntries))
+	}
+	if cfg.DNSNames.MaxEntries <= 0 {
+		errs = append(errs, fmt.Errorf("dns_names::max_entries %d: %w", cfg.DNSNames.MaxEntries, ErrInvalidMaxEntries))
+	}
+	if cfg.DNSNames.Grace < 0 {
+		errs = append(errs, fmt.Errorf("dns_names::grace %v: %w", cfg.DNSNames.Grace, ErrInvalidExpiry))
 	}
 	for key, h := range cfg.histograms() {
 		if _, err := histogramAttrs(h.Attributes); err != nil {

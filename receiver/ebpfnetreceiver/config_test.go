@@ -44,7 +44,7 @@ func TestLoadConfig(t *testing.T) {
 	if def.CollectionInterval != 10*time.Second || def.MaxTrackedConnections != 65536 || !def.ProtocolClassification || def.Hooks != "auto" ||
 		def.Aggregation.MaxSeries != 10000 || !def.ConnectionDuration.Enabled || !def.TCPRTT.Enabled || !def.TCPRTTVariation.Enabled ||
 		!def.Metrics.EbpfnetTCPRetransmitCount.Enabled || !def.Metrics.EbpfnetTCPSynRetransmitCount.Enabled || !def.Metrics.EbpfnetTCPFailureCount.Enabled ||
-		!def.sampleTCPHealth() {
+		!def.sampleTCPHealth() || !def.DNSNames.Enabled || def.DNSNames.MaxEntries != 65536 || def.DNSNames.Grace != 5*time.Minute {
 		t.Fatalf("defaults: %+v", def)
 	}
 
@@ -92,7 +92,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"negative_max_series", ErrInvalidMaxSeries, "aggregation::max_series"},
 		{"unknown_attribute", nil, "ebpfnet.connection.io"},
 		{"negative_failure_logs", ErrInvalidRate, "failure_logs::max_per_second"},
-		{"zero_nat_entries", ErrInvalidNATEntries, "nat::max_entries"},
+		{"zero_nat_entries", ErrInvalidMaxEntries, "nat::max_entries"},
+		{"zero_dns_entries", ErrInvalidMaxEntries, "dns_names::max_entries"},
+		{"negative_dns_grace", ErrInvalidExpiry, "dns_names::grace"},
 		{"unknown_histogram_attribute", ErrUnknownAttribute, "metrics::ebpfnet.connection.duration::attributes"},
 	}
 	for _, tt := range tests {
@@ -108,6 +110,20 @@ func TestValidateNamesTheKey(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestDNSNamesConfig(t *testing.T) {
+	c := loadConfig(t, "dns_names")
+	if err := confmap.Validate(c); err != nil {
+		t.Fatalf("config invalid: %v", err)
+	}
+	if c.DNSNames != (DNSNamesConfig{Enabled: true, MaxEntries: 1000, Grace: 30 * time.Second}) {
+		t.Errorf("dns_names %+v", c.DNSNames)
+	}
+	off := loadConfig(t, "no_dns_names")
+	if err := confmap.Validate(off); err != nil || off.DNSNames.Enabled || off.DNSNames.MaxEntries != 65536 {
+		t.Errorf("dns_names off: %+v, %v", off.DNSNames, err)
 	}
 }
 

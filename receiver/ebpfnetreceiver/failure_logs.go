@@ -31,11 +31,12 @@ var failureLogOnlyAttrs = []string{attrSynAttempts}
 
 // failureLogAttrs are the attributes of the metrics a record carries: every
 // fact of the connection but server.port (the local and peer ports say it),
-// and why it failed.
+// the peer's name when DNS gave one (server.address, as of the close:
+// dnsnames.Namer.Apply), and why it failed.
 const failureLogAttrs = aggregate.AttrTransport | aggregate.AttrNetworkType | aggregate.AttrConnectionDirection |
 	aggregate.AttrLocalAddress | aggregate.AttrLocalPort | aggregate.AttrPeerAddress | aggregate.AttrPeerPort |
 	aggregate.AttrProtocolName | aggregate.AttrProtocolVersion | aggregate.AttrRPCSystem | aggregate.AttrTLSVersion |
-	aggregate.AttrErrorType
+	aggregate.AttrErrorType | aggregate.AttrServerAddress
 
 // failureSeverity is the severity of every record: a failure the peer or the
 // network caused is worth a look, not an error of the collector.

@@ -144,6 +144,7 @@ var optionalAttrs = []struct {
 	{aggregate.AttrTLSVersion, metadata.WithTLSProtocolVersionMetricAttribute},
 	{aggregate.AttrNATPeerAddress, metadata.WithEbpfnetNatPeerAddressMetricAttribute},
 	{aggregate.AttrNATLocalAddress, metadata.WithEbpfnetNatLocalAddressMetricAttribute},
+	{aggregate.AttrServerAddress, metadata.WithServerAddressMetricAttribute},
 }
 
 func (p *pointAttrs) set(a aggregate.Attrs) {

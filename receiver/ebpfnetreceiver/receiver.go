@@ -139,6 +139,9 @@ func (s *ebpfnetScraper) start(context.Context, component.Host) error {
 	s.src = src
 	s.startTime = s.now()
 	aggCfg.Resolve = s.core.resolver.resolve
+	if s.core.names != nil {
+		aggCfg.PeerName = s.core.names.Name
+	}
 	s.out = output{
 		mb:      metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.set, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.startTime))),
 		version: s.set.BuildInfo.Version,

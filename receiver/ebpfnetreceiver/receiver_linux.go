@@ -18,6 +18,7 @@ func newTracerSource(cfg *Config, logger *zap.Logger) (conns.Source, error) {
 		MaxConnections:    uint32(cfg.MaxTrackedConnections), // Validate bounds it to uint32
 		UDPIdleTimeout:    cfg.UDPIdleTimeout,
 		ClassifyProtocols: cfg.ProtocolClassification,
+		CaptureDNS:        cfg.DNSNames.Enabled,
 		// The poll reads RTT and retransmits of open connections only for
 		// the metrics that report them.
 		CloseOnlyTCPHealth: !cfg.sampleTCPHealth(),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/dnsnames"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 )
 
@@ -95,6 +96,11 @@ type core struct {
 	lastTel  conns.Telemetry
 	lastRes  resolverStats
 	failures *failureLogger // nil when the failure logs are off
+	// names gives outgoing connections server.address (nil with dns_names
+	// off): learnt in poll, asked by the aggregator for each new connection;
+	// used only by the goroutine that polls.
+	names   *dnsnames.Namer
+	lastDNS dnsnames.Stats
 }
 
 // attachMetrics records that a metrics receiver polls for this ID.
@@ -149,6 +155,13 @@ func (c *core) acquire() (conns.Source, error) {
 	if c.reg.newNAT != nil {
 		c.nat = c.reg.newNAT(c.cfg, c.set.Logger)
 	}
+	c.names, c.lastDNS = nil, dnsnames.Stats{}
+	switch {
+	case c.cfg.DNSNames.Enabled && c.cfg.ProtocolClassification:
+		c.names = dnsnames.NewNamer(dnsnames.Config{MaxEntries: c.cfg.DNSNames.MaxEntries, Grace: c.cfg.DNSNames.Grace})
+	case c.cfg.DNSNames.Enabled:
+		c.set.Logger.Info("dns_names is on but protocol_classification is off: the DNS capture is part of the classifier programs, so no connection gets server.address")
+	}
 	c.failures = nil
 	if c.failureLogsOn() {
 		c.failures = &failureLogger{
@@ -197,6 +210,31 @@ func (c *core) afterPoll(ctx context.Context, snap conns.Snapshot, stats aggrega
 	c.resolver.prune(snap.Time)
 	c.recordResolverStats(ctx)
 	c.recordNATStats(ctx)
+	c.recordDNSStats(ctx)
+}
+
+// recordDNSStats adds what the peer-name map's counts grew by since the
+// last poll to the receiver's telemetry.
+func (c *core) recordDNSStats(ctx context.Context) {
+	if c.names == nil {
+		return
+	}
+	cur, prev := c.names.Stats(), c.lastDNS
+	for _, d := range []struct {
+		counter   metric.Int64Counter
+		cur, prev uint64
+	}{
+		{c.telemetry.EbpfnetDNSResponses, cur.Responses, prev.Responses},
+		{c.telemetry.EbpfnetDNSAnswers, cur.Answers, prev.Answers},
+		{c.telemetry.EbpfnetDNSParseErrors, cur.ParseErrors, prev.ParseErrors},
+		{c.telemetry.EbpfnetDNSTruncated, cur.Truncated, prev.Truncated},
+		{c.telemetry.EbpfnetDNSEvictions, cur.Evictions, prev.Evictions},
+	} {
+		if d.cur > d.prev {
+			d.counter.Add(ctx, int64(d.cur-d.prev))
+		}
+	}
+	c.lastDNS = cur
 }
 
 // recordResolverStats adds what the resolver's counts grew by since the last
@@ -247,6 +285,9 @@ func (c *core) poll(ctx context.Context) (conns.Snapshot, error) {
 	c.resolver.learn(snap.Cgroups)
 	if c.nat != nil {
 		c.nat.annotate(&snap)
+	}
+	if c.names != nil {
+		c.names.Apply(&snap)
 	}
 	return snap, nil
 }

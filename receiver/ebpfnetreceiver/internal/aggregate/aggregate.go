@@ -81,6 +81,11 @@ type Config struct {
 	// the connection (conns.Conn.CgroupID, 0 when unknown). It may be nil;
 	// it is called from Update only.
 	Resolve func(pid, netns uint32, cgroupID uint64) Resource
+	// PeerName gives server.address (conns.Conn.PeerName's meaning) of a
+	// connection the aggregator sees for the first time; the connection
+	// keeps it for its life. It may be nil (no names); it is called from
+	// Update only.
+	PeerName func(c *conns.Conn) string
 }
 
 // Stats counts what one Update did.
@@ -120,6 +125,9 @@ type connState struct {
 	synRetransmits           uint8
 	gen                      uint64           // last Update that saw the connection
 	overflowed               [NumMetrics]bool // counted in Stats.Overflowed already
+	// peerName is server.address, asked of Config.PeerName once, when the
+	// connection is first seen, and kept for its life.
+	peerName string
 }
 
 // Aggregator turns snapshots into cumulative series. It is not safe for
@@ -194,7 +202,11 @@ func (a *Aggregator) observe(c *conns.Conn, closed bool) {
 	}
 	st.gen = a.gen
 
+	if !known && a.cfg.PeerName != nil {
+		st.peerName = a.cfg.PeerName(c)
+	}
 	base := attrsOf(c)
+	base.name = st.peerName
 	if a.peers != nil {
 		base.groupPeer(a.peers)
 	}

@@ -3,7 +3,9 @@
 package aggregate
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -323,4 +325,59 @@ func abs(v float64) float64 {
 		return -v
 	}
 	return v
+}
+
+// TestServerAddress: server.address is asked of Config.PeerName once per
+// connection, when first seen, and kept for the connection's life; it splits
+// series by the peer's name, is written only when known, and is dropped with
+// the other attributes a metric does not keep.
+func TestServerAddress(t *testing.T) {
+	cfg := testConfig()
+	cfg.Metrics[ConnectionIO] = MetricConfig{Enabled: true, Attrs: defaultSet | AttrServerAddress}
+	names := map[uint64]string{1: "api.example.test", 2: "www.example.test"} // by cookie: the same address, two names
+	asked := map[uint64]int{}
+	cfg.PeerName = func(c *conns.Conn) string { asked[c.Cookie]++; return names[c.Cookie] }
+	a := New(cfg, t0)
+	transmit := func() map[string]int64 {
+		t.Helper()
+		got := map[string]int64{}
+		for _, rd := range a.Collect() {
+			for _, p := range rd.Sums[ConnectionIO] {
+				if p.Attrs.Str(AttrIODirection) != IOTransmit.String() {
+					continue
+				}
+				var keys []string
+				p.Attrs.Values(defaultSet|AttrServerAddress, func(v Value) { keys = append(keys, v.Key) })
+				name := p.Attrs.Str(AttrServerAddress)
+				if has := slices.Contains(keys, "server.address"); has != (name != "") {
+					t.Errorf("series %q: server.address written %v", name, has)
+				}
+				got[name] += p.Value
+			}
+			for _, p := range rd.Sums[ConnectionOpened] {
+				if p.Attrs.Str(AttrServerAddress) != "" {
+					t.Errorf("opened keeps server.address without asking for it: %+v", p.Attrs)
+				}
+			}
+		}
+		return got
+	}
+	a.Update(conns.Snapshot{Time: t0.Add(time.Second), Active: []conns.Conn{
+		outgoing(50000, 1, 100, 0), outgoing(50001, 2, 10, 0), outgoing(50002, 3, 1, 0),
+	}})
+	if got, want := transmit(), map[string]int64{"api.example.test": 100, "www.example.test": 10, "": 1}; !maps.Equal(got, want) {
+		t.Errorf("poll 1: transmit by server.address %v, want %v", got, want)
+	}
+	// The answers change (expired, answered again for other names): the open
+	// connections keep the names they had; a new one gets the new name.
+	names = map[uint64]string{1: "other.example.test", 3: "late.example.test", 4: "new.example.test"}
+	a.Update(conns.Snapshot{Time: t0.Add(2 * time.Second), Active: []conns.Conn{
+		outgoing(50000, 1, 200, 0), outgoing(50001, 2, 20, 0), outgoing(50002, 3, 2, 0), outgoing(50003, 4, 4, 0),
+	}})
+	if got, want := transmit(), map[string]int64{"api.example.test": 200, "www.example.test": 20, "": 2, "new.example.test": 4}; !maps.Equal(got, want) {
+		t.Errorf("poll 2: transmit by server.address %v, want %v", got, want)
+	}
+	if want := map[uint64]int{1: 1, 2: 1, 3: 1, 4: 1}; !maps.Equal(asked, want) {
+		t.Errorf("PeerName asked %v, want once per connection", asked)
+	}
 }

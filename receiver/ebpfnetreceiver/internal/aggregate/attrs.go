@@ -36,6 +36,7 @@ const (
 	AttrNATPeerAddress
 	AttrNATLocalAddress
 	AttrNATServerPort
+	AttrServerAddress
 	numAttrs = iota
 )
 
@@ -46,6 +47,7 @@ const (
 	kindStr  kind = iota // a small code, written as the string name() gives
 	kindInt              // an integer (ports), written as an int
 	kindAddr             // an IP address, stored in Attrs.addrs[slot]
+	kindName             // a name from outside (DNS), stored in Attrs.name: the one attribute of this kind
 )
 
 // attribute is one data point attribute, declared once: adding an attribute
@@ -70,6 +72,7 @@ type attribute struct {
 	// sets itself (network.io.direction).
 	read func(c *conns.Conn) uint16
 	addr func(c *conns.Conn) netip.Addr // kindAddr
+	text func(c *conns.Conn) string     // kindName
 	name func(v uint16) string          // kindStr
 }
 
@@ -91,6 +94,10 @@ var attributes = [numAttrs]attribute{
 		addr: func(c *conns.Conn) netip.Addr { return c.Peer.Addr().Unmap() }},
 	{set: AttrServerPort, key: "server.port", kind: kindInt, inDefaultKey: true, perConnection: true,
 		read: serverPort},
+	// The peer's name (internal/dnsnames): one per peer address in practice,
+	// so keeping it beside network.peer.address adds next to no series.
+	{set: AttrServerAddress, key: "server.address", kind: kindName, inDefaultKey: true, perConnection: true, optional: true,
+		text: func(c *conns.Conn) string { return c.PeerName }},
 	{set: AttrLocalPort, key: "network.local.port", kind: kindInt, perConnection: true,
 		read: func(c *conns.Conn) uint16 { return c.Local.Port() }},
 	{set: AttrPeerPort, key: "network.peer.port", kind: kindInt, perConnection: true,
@@ -231,6 +238,11 @@ type Attrs struct {
 	// zero. Keeping the group in vals keeps Attrs, a map key hashed for
 	// every series update, as small as without groups.
 	vals [numAttrs]uint16
+	// name is server.address. A string rather than an interned code like
+	// the peer groups': the names come and go with DNS answers, and a
+	// table of codes would need an eviction of its own; the string shares
+	// its bytes with the name map and hashes in a few ns.
+	name string
 	// Overflow marks the overflow series: all other fields are zero.
 	Overflow bool
 }
@@ -248,6 +260,8 @@ func attrsOf(c *conns.Conn) Attrs {
 		switch {
 		case at.addr != nil:
 			a.addrs[at.slot] = at.addr(c)
+		case at.text != nil:
+			a.name = at.text(c)
 		case at.read != nil:
 			a.vals[at.bit] = at.read(c)
 		}
@@ -271,6 +285,9 @@ func (a Attrs) project(set AttrSet) Attrs {
 			p.addrs[slot] = a.addrs[slot]
 		}
 	}
+	if set&AttrServerAddress != 0 {
+		p.name = a.name
+	}
 	return p
 }
 
@@ -278,8 +295,11 @@ func (a Attrs) project(set AttrSet) Attrs {
 // ("" for an unknown address or an unset optional attribute).
 func (a Attrs) Str(at AttrSet) string {
 	e := bitToEntry[bits.TrailingZeros32(uint32(at))]
-	if e.kind == kindAddr {
+	switch e.kind {
+	case kindAddr:
 		return a.addrString(e)
+	case kindName:
+		return a.name
 	}
 	return e.name(a.vals[e.bit])
 }
@@ -304,11 +324,14 @@ func (a Attrs) Values(set AttrSet, fn func(Value)) {
 			continue
 		}
 		v := Value{Key: at.key}
-		if at.kind == kindInt {
+		switch at.kind {
+		case kindInt:
 			v.Int, v.IsInt = int64(a.vals[at.bit]), true
-		} else if at.kind == kindAddr {
+		case kindAddr:
 			v.Str = a.addrString(at)
-		} else {
+		case kindName:
+			v.Str = a.name
+		default:
 			v.Str = at.name(a.vals[at.bit])
 		}
 		if at.optional && (v.IsInt && v.Int == 0 || !v.IsInt && v.Str == "") {
@@ -392,12 +415,15 @@ func compareAttrs(a, b Attrs) int {
 	for i := range attributes {
 		at := &attributes[i]
 		var c int
-		if at.kind == kindAddr {
+		switch at.kind {
+		case kindAddr:
 			c = a.addrs[at.slot].Compare(b.addrs[at.slot])
 			if c == 0 && a.vals[at.bit] != b.vals[at.bit] {
 				c = cmp.Compare(groupName(a.vals[at.bit]), groupName(b.vals[at.bit]))
 			}
-		} else {
+		case kindName:
+			c = cmp.Compare(a.name, b.name)
+		default:
 			c = cmp.Compare(a.vals[at.bit], b.vals[at.bit])
 		}
 		if c != 0 {

@@ -118,6 +118,12 @@ type Conn struct {
 	Direction Direction
 	Flags     Flags
 	Stack     ProtocolStack
+	// PeerName is the name the local namespace resolved the peer's address
+	// from, through DNS (outgoing connections only; empty when unknown). The
+	// tracer leaves it empty; internal/dnsnames fills it in on closed
+	// connections, for consumers of single connections, and the aggregator
+	// asks it once per connection, when it first sees it.
+	PeerName string
 
 	SentBytes   uint64 // payload bytes the local end sent
 	RecvBytes   uint64 // payload bytes the local end received
@@ -173,6 +179,20 @@ type Snapshot struct {
 	// previous poll: a connection's CgroupID may name one that is gone by
 	// now, which no walk of the hierarchy would find.
 	Cgroups []CgroupPath
+	// DNS holds the DNS responses with answers that local sockets received
+	// since the previous poll (with protocol classification on), oldest
+	// first per CPU: they name the addresses the connections go to.
+	DNS []DNSResponse
+}
+
+// DNSResponse is one DNS response a local socket received: the start of the
+// message as it came, for the receiver to parse (bad input is expected).
+type DNSResponse struct {
+	Netns uint32 // inode of the receiving socket's network namespace
+	// Size is the length of the whole message; Msg holds its first bytes
+	// (at most 512: answers past them are not seen).
+	Size int
+	Msg  []byte
 }
 
 // CgroupPath is one cgroup2 directory: its id (Conn.CgroupID) and its path
@@ -248,6 +268,15 @@ type Telemetry struct {
 	// Its connections are named only if the cgroup still exists when the
 	// resolver walks the hierarchy.
 	CgroupPathLost uint64 `telemetry:"CgroupPathLost"`
+	// DNSRingFull: DNS responses the kernel could not hand over (their ring
+	// full between two polls); the names they answered are not learnt.
+	// DNSNoSocket: DNS responses whose socket's namespace was unknown, not
+	// learnt either: where the kernel does not let the capture read the
+	// socket (no kernel of the matrix, 5.10 to 7.3) it comes from the socket
+	// table, which misses a response that came before its query's send
+	// returned, or a full table.
+	DNSRingFull uint64 `telemetry:"DNSRingFull"`
+	DNSNoSocket uint64 `telemetry:"DNSNoSocket"`
 }
 
 // Drops returns the sum of the counters that mean data was lost: a table

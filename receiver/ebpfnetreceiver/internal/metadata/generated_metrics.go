@@ -273,35 +273,35 @@ var MapAttributeNetworkType = map[string]AttributeNetworkType{
 var MetricsInfo = metricsInfo{
 	EbpfnetConnectionClosed: metricInfo{
 		Name:       "ebpfnet.connection.closed",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionCount: metricInfo{
 		Name:       "ebpfnet.connection.count",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionIo: metricInfo{
 		Name:       "ebpfnet.connection.io",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionOpened: metricInfo{
 		Name:       "ebpfnet.connection.opened",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetConnectionPacketCount: metricInfo{
 		Name:       "ebpfnet.connection.packet.count",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.io.direction", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPFailureCount: metricInfo{
 		Name:       "ebpfnet.tcp.failure.count",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "error.type", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPRetransmitCount: metricInfo{
 		Name:       "ebpfnet.tcp.retransmit.count",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 	EbpfnetTCPSynRetransmitCount: metricInfo{
 		Name:       "ebpfnet.tcp.syn_retransmit.count",
-		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.port", "tls.protocol.version"},
+		Attributes: []string{"ebpfnet.connection.direction", "ebpfnet.nat.local.address", "ebpfnet.nat.peer.address", "ebpfnet.nat.server.port", "network.local.address", "network.local.port", "network.peer.address", "network.peer.port", "network.protocol.name", "network.protocol.version", "network.transport", "network.type", "rpc.system", "server.address", "server.port", "tls.protocol.version"},
 	},
 }
 
@@ -364,6 +364,12 @@ func WithNetworkProtocolVersionMetricAttribute(networkProtocolVersionAttributeVa
 func WithRPCSystemMetricAttribute(rpcSystemAttributeValue string) MetricAttributeOption {
 	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
 		dp.Attributes().PutStr("rpc.system", rpcSystemAttributeValue)
+	})
+}
+
+func WithServerAddressMetricAttribute(serverAddressAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("server.address", serverAddressAttributeValue)
 	})
 }
 

@@ -85,51 +85,51 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionClosedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionClosedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionIoDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionIoDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionOpenedDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeNetworkIoDirectionReceive, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetConnectionPacketCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeNetworkIoDirectionTransmit, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeErrorTypeRefused, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, AttributeErrorTypeRefused, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeErrorTypeReset, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPFailureCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, AttributeErrorTypeReset, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+			mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 1, AttributeEbpfnetConnectionDirectionIncoming, "network.local.address-val", 18, "network.peer.address-val", 17, AttributeNetworkTransportTCP, AttributeNetworkTypeIpv4, 11, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
+				mb.RecordEbpfnetTCPSynRetransmitCountDataPoint(ts, 3, AttributeEbpfnetConnectionDirectionOutgoing, "network.local.address-val-2", 19, "network.peer.address-val-2", 18, AttributeNetworkTransportUDP, AttributeNetworkTypeIpv6, 12, WithEbpfnetNatLocalAddressMetricAttribute("ebpfnet.nat.local.address-val"), WithEbpfnetNatPeerAddressMetricAttribute("ebpfnet.nat.peer.address-val"), WithEbpfnetNatServerPortMetricAttribute(23), WithNetworkProtocolNameMetricAttribute("network.protocol.name-val"), WithNetworkProtocolVersionMetricAttribute("network.protocol.version-val"), WithRPCSystemMetricAttribute("rpc.system-val"), WithServerAddressMetricAttribute("server.address-val"), WithTLSProtocolVersionMetricAttribute("tls.protocol.version-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -225,6 +225,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -286,6 +289,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -340,6 +346,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -401,6 +410,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -458,6 +470,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -521,6 +536,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -575,6 +593,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -636,6 +657,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -693,6 +717,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -756,6 +783,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -813,6 +843,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -876,6 +909,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -930,6 +966,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -991,6 +1030,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")
@@ -1045,6 +1087,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						serverPortAttrVal, ok := dp.Attributes().Get("server.port")
 						assert.True(t, ok)
 						assert.EqualValues(t, 11, serverPortAttrVal.Int())
@@ -1106,6 +1151,9 @@ func TestMetricsBuilder(t *testing.T) {
 						rpcSystemAttrVal, ok := dp.Attributes().Get("rpc.system")
 						assert.True(t, ok)
 						assert.Equal(t, "rpc.system-val", rpcSystemAttrVal.Str())
+						serverAddressAttrVal, ok := dp.Attributes().Get("server.address")
+						assert.True(t, ok)
+						assert.Equal(t, "server.address-val", serverAddressAttrVal.Str())
 						_, ok = dp.Attributes().Get("server.port")
 						assert.False(t, ok)
 						tlsProtocolVersionAttrVal, ok := dp.Attributes().Get("tls.protocol.version")

@@ -31,6 +31,11 @@ type TelemetryBuilder struct {
 	EbpfnetAggregationOverflow       metric.Int64Counter
 	EbpfnetCgroupEvictions           metric.Int64Counter
 	EbpfnetCgroupUnknown             metric.Int64Counter
+	EbpfnetDNSAnswers                metric.Int64Counter
+	EbpfnetDNSEvictions              metric.Int64Counter
+	EbpfnetDNSParseErrors            metric.Int64Counter
+	EbpfnetDNSResponses              metric.Int64Counter
+	EbpfnetDNSTruncated              metric.Int64Counter
 	EbpfnetFailureLogsDropped        metric.Int64Counter
 	EbpfnetNatEvents                 metric.Int64Counter
 	EbpfnetNatEventsLost             metric.Int64Counter
@@ -43,6 +48,8 @@ type TelemetryBuilder struct {
 	EbpfnetTracerClosedLost          metric.Int64Counter
 	EbpfnetTracerConnectionTableFull metric.Int64Counter
 	EbpfnetTracerCookieTableFull     metric.Int64Counter
+	EbpfnetTracerDNSNoSocket         metric.Int64Counter
+	EbpfnetTracerDNSRingFull         metric.Int64Counter
 	EbpfnetTracerHook                metric.Int64ObservableGauge
 	EbpfnetTracerIterationRestarts   metric.Int64Counter
 	EbpfnetTracerKernelSkipped       metric.Int64Counter
@@ -128,6 +135,36 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{process}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.EbpfnetDNSAnswers, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_dns_answers",
+		metric.WithDescription("Address answers the peer-name map (dns_names) learnt from the DNS responses the host's sockets received; an address answered again counts again. An outcome, not a loss. [Alpha]"),
+		metric.WithUnit("{answer}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetDNSEvictions, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_dns_evictions",
+		metric.WithDescription("Peer names dropped before their TTL and grace ran out to keep dns_names::max_entries, the least recently used first; a new connection to an evicted address gets no server.address. A loss of names only. [Alpha]"),
+		metric.WithUnit("{name}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetDNSParseErrors, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_dns_parse_errors",
+		metric.WithDescription("DNS responses the peer-name map could not parse (not well-formed DNS); nothing was learnt from them. [Alpha]"),
+		metric.WithUnit("{response}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetDNSResponses, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_dns_responses",
+		metric.WithDescription("DNS responses with answers that the host's sockets received and the peer-name map read (dns_names). [Alpha]"),
+		metric.WithUnit("{response}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetDNSTruncated, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_dns_truncated",
+		metric.WithDescription("DNS responses longer than the 512 bytes the kernel hands over (or a TCP response split across segments) - the answers past the cut are not learnt, those before it are. [Alpha]"),
+		metric.WithUnit("{response}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.EbpfnetFailureLogsDropped, err = builder.meter.Int64Counter(
 		"otelcol_ebpfnet_failure_logs_dropped",
 		metric.WithDescription("Failed TCP connections that got no log record because failure_logs::max_per_second was exhausted (the records over the rate), counted once per connection. The failure is still counted in ebpfnet.tcp.failure.count. [Alpha]"),
@@ -198,6 +235,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_ebpfnet_tracer_cookie_table_full",
 		metric.WithDescription("UDP sockets whose cookie could not be recorded (the cookie table, sized by max_tracked_connections, was full), so the hook that reports a socket's end cannot name it; its flows end by udp_idle_timeout instead (delayed, not lost). [Alpha]"),
 		metric.WithUnit("{socket}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerDNSNoSocket, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_dns_no_socket",
+		metric.WithDescription("DNS responses whose receiving socket's network namespace the tracer could not tell, so their names are not learnt. Only where the kernel refuses the classifier's programs reads of kernel memory (none of 5.10 to 7.3 does, to a collector with CAP_PERFMON) - the kernel side then takes the namespace from the tracer's socket table - which misses a socket whose response came before its query's send returned (a resolver on the same host, a busy CPU), or when the table was full. [Alpha]"),
+		metric.WithUnit("{response}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.EbpfnetTracerDNSRingFull, err = builder.meter.Int64Counter(
+		"otelcol_ebpfnet_tracer_dns_ring_full",
+		metric.WithDescription("DNS responses the kernel could not hand over because their ring buffer (4 MiB, drained at each poll) was full; their names are not learnt. A shorter collection_interval drains it more often. [Alpha]"),
+		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.EbpfnetTracerHook, err = builder.meter.Int64ObservableGauge(

@@ -27,6 +27,11 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetAggregationOverflow.Add(context.Background(), 1)
 	tb.EbpfnetCgroupEvictions.Add(context.Background(), 1)
 	tb.EbpfnetCgroupUnknown.Add(context.Background(), 1)
+	tb.EbpfnetDNSAnswers.Add(context.Background(), 1)
+	tb.EbpfnetDNSEvictions.Add(context.Background(), 1)
+	tb.EbpfnetDNSParseErrors.Add(context.Background(), 1)
+	tb.EbpfnetDNSResponses.Add(context.Background(), 1)
+	tb.EbpfnetDNSTruncated.Add(context.Background(), 1)
 	tb.EbpfnetFailureLogsDropped.Add(context.Background(), 1)
 	tb.EbpfnetNatEvents.Add(context.Background(), 1)
 	tb.EbpfnetNatEventsLost.Add(context.Background(), 1)
@@ -39,6 +44,8 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.EbpfnetTracerClosedLost.Add(context.Background(), 1)
 	tb.EbpfnetTracerConnectionTableFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerCookieTableFull.Add(context.Background(), 1)
+	tb.EbpfnetTracerDNSNoSocket.Add(context.Background(), 1)
+	tb.EbpfnetTracerDNSRingFull.Add(context.Background(), 1)
 	tb.EbpfnetTracerIterationRestarts.Add(context.Background(), 1)
 	tb.EbpfnetTracerKernelSkipped.Add(context.Background(), 1)
 	tb.EbpfnetTracerListenerTableFull.Add(context.Background(), 1)
@@ -56,6 +63,21 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetCgroupUnknown(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetDNSAnswers(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetDNSEvictions(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetDNSParseErrors(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetDNSResponses(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetDNSTruncated(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetFailureLogsDropped(t, testTel,
@@ -92,6 +114,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerCookieTableFull(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerDNSNoSocket(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualEbpfnetTracerDNSRingFull(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualEbpfnetTracerHook(t, testTel,

@@ -40,6 +40,11 @@ type Config struct {
 	// and fill conns.Conn.Stack. Off, they are not loaded at all and the
 	// stack stays zero.
 	ClassifyProtocols bool
+	// CaptureDNS hands the DNS responses local sockets receive to
+	// conns.Snapshot.DNS, for peer names (bpf/protocols/dns_capture.h). It
+	// needs ClassifyProtocols, whose programs capture them; off, DNS sockets
+	// cost what any other classified socket costs.
+	CaptureDNS bool
 	// CloseOnlyTCPHealth reads RTT and retransmits (conns.TCPStats) only when a
 	// connection closes: the poll's walk of open connections then skips them,
 	// and costs less, but open connections report them as zero. For when no

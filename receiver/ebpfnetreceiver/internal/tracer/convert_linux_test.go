@@ -34,6 +34,8 @@ func TestABISizes(t *testing.T) {
 		{"udp_peer", unsafe.Sizeof(netflowUdpPeer{}), 24},
 		{"protocol_stack", unsafe.Sizeof(netflowProtocolStack{}), 4},
 		{"classify_state", unsafe.Sizeof(netflowClassifyState{}), 8},
+		{"dns_record", unsafe.Sizeof(netflowDnsRecord{}), 520},
+		{"dns_record head (DNS_RECORD_HEAD)", uintptr(dnsRecordHead), 8},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)

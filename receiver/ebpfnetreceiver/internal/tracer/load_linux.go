@@ -49,6 +49,31 @@ func setCookieHelper(s *netflowSpecs, spec *ebpf.CollectionSpec, kernelBTF *btf.
 	return cookies, nil
 }
 
+// setSkbReadKernel tells the DNS capture whether it may read the receiving
+// socket's namespace from the socket itself (bpf_probe_read_kernel in
+// cgroup_skb programs, which older kernels refuse): it loads, never
+// attaches, a cgroup_skb program that calls the helper. Without it the
+// namespace comes from the socket table, which a response that beats its
+// query's send misses (counted in DNSNoSocket).
+func setSkbReadKernel(s *netflowSpecs, spec *ebpf.CollectionSpec) (bool, error) {
+	probe := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{s.EnetPrSkbread.Name: s.EnetPrSkbread}, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	coll, err := ebpf.NewCollection(probe)
+	ok := err == nil
+	if ok {
+		coll.Close()
+	}
+	ok = ok && !testSocketTableNetns
+	if err := s.SkbReadKernel.Set(boolByte(ok)); err != nil {
+		return false, fmt.Errorf("set variable: %w", err)
+	}
+	return ok, nil
+}
+
+// testSocketTableNetns makes the DNS capture take namespaces from the
+// socket table even where it could read the socket: the kernels of the
+// matrix all allow the read, so only a test reaches the other path.
+var testSocketTableNetns bool
+
 func boolByte(b bool) uint8 {
 	if b {
 		return 1

@@ -100,6 +100,14 @@ type netflowConnValue struct {
 	Tcp   netflowTcpStats
 }
 
+type netflowDnsRecord struct {
+	_      structs.HostLayout
+	Netns  uint32
+	MsgLen uint16
+	Len    uint16
+	Msg    [512]uint8
+}
+
 type netflowPortBinding struct {
 	_     structs.HostLayout
 	Netns uint32
@@ -229,7 +237,9 @@ const (
 	netflowTelemetryCounterTELEMETRY_UNCLASSIFIED        netflowTelemetryCounter = 10
 	netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT      netflowTelemetryCounter = 11
 	netflowTelemetryCounterTELEMETRY_CGROUP_PATH_LOST    netflowTelemetryCounter = 12
-	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 13
+	netflowTelemetryCounterTELEMETRY_DNS_RING_FULL       netflowTelemetryCounter = 13
+	netflowTelemetryCounterTELEMETRY_DNS_NO_SOCKET       netflowTelemetryCounter = 14
+	netflowTelemetryCounterTELEMETRY_COUNTER_MAX         netflowTelemetryCounter = 15
 )
 
 type netflowUdpPeer struct {
@@ -248,6 +258,8 @@ const (
 	netflowMapCgroupPaths            = "cgroup_paths"
 	netflowMapClosed                 = "closed"
 	netflowMapConns                  = "conns"
+	netflowMapDnsAnswers             = "dns_answers"
+	netflowMapDnsScratch             = "dns_scratch"
 	netflowMapGuardDepth             = "guard_depth"
 	netflowMapIoArgs                 = "io_args"
 	netflowMapListenPorts            = "listen_ports"
@@ -299,6 +311,7 @@ const (
 	netflowProgEnetKrUrecv           = "enet_kr_urecv"
 	netflowProgEnetKrUsend           = "enet_kr_usend"
 	netflowProgEnetPrCookie          = "enet_pr_cookie"
+	netflowProgEnetPrSkbread         = "enet_pr_skbread"
 	netflowProgEnetRnRefresh         = "enet_rn_refresh"
 	netflowProgEnetRtCgmkdir         = "enet_rt_cgmkdir"
 	netflowProgEnetRtDestroy         = "enet_rt_destroy"
@@ -312,9 +325,12 @@ const (
 	netflowProgEnetTpRecv            = "enet_tp_recv"
 	netflowProgEnetTpSend            = "enet_tp_send"
 	netflowProgEnetTpState           = "enet_tp_state"
+	netflowVarCaptureDns             = "capture_dns"
 	netflowVarCookieHelper           = "cookie_helper"
 	netflowVarSampleTcpHealth        = "sample_tcp_health"
+	netflowVarSkbReadKernel          = "skb_read_kernel"
 	netflowVarUnusedCgroupPath       = "unused_cgroup_path"
+	netflowVarUnusedClassifyDelivery = "unused_classify_delivery"
 	netflowVarUnusedClassifyState    = "unused_classify_state"
 	netflowVarUnusedConnDirection    = "unused_conn_direction"
 	netflowVarUnusedConnFlags        = "unused_conn_flags"
@@ -415,6 +431,7 @@ type netflowProgramSpecs struct {
 	EnetKrUrecv    *ebpf.ProgramSpec `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.ProgramSpec `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.ProgramSpec `ebpf:"enet_pr_cookie"`
+	EnetPrSkbread  *ebpf.ProgramSpec `ebpf:"enet_pr_skbread"`
 	EnetRnRefresh  *ebpf.ProgramSpec `ebpf:"enet_rn_refresh"`
 	EnetRtCgmkdir  *ebpf.ProgramSpec `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.ProgramSpec `ebpf:"enet_rt_destroy"`
@@ -438,6 +455,8 @@ type netflowMapSpecs struct {
 	CgroupPaths       *ebpf.MapSpec `ebpf:"cgroup_paths"`
 	Closed            *ebpf.MapSpec `ebpf:"closed"`
 	Conns             *ebpf.MapSpec `ebpf:"conns"`
+	DnsAnswers        *ebpf.MapSpec `ebpf:"dns_answers"`
+	DnsScratch        *ebpf.MapSpec `ebpf:"dns_scratch"`
 	GuardDepth        *ebpf.MapSpec `ebpf:"guard_depth"`
 	IoArgs            *ebpf.MapSpec `ebpf:"io_args"`
 	ListenPorts       *ebpf.MapSpec `ebpf:"listen_ports"`
@@ -453,9 +472,12 @@ type netflowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netflowVariableSpecs struct {
+	CaptureDns             *ebpf.VariableSpec `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.VariableSpec `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.VariableSpec `ebpf:"sample_tcp_health"`
+	SkbReadKernel          *ebpf.VariableSpec `ebpf:"skb_read_kernel"`
 	UnusedCgroupPath       *ebpf.VariableSpec `ebpf:"unused_cgroup_path"`
+	UnusedClassifyDelivery *ebpf.VariableSpec `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.VariableSpec `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.VariableSpec `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.VariableSpec `ebpf:"unused_conn_flags"`
@@ -496,6 +518,8 @@ type netflowMaps struct {
 	CgroupPaths       *ebpf.Map `ebpf:"cgroup_paths"`
 	Closed            *ebpf.Map `ebpf:"closed"`
 	Conns             *ebpf.Map `ebpf:"conns"`
+	DnsAnswers        *ebpf.Map `ebpf:"dns_answers"`
+	DnsScratch        *ebpf.Map `ebpf:"dns_scratch"`
 	GuardDepth        *ebpf.Map `ebpf:"guard_depth"`
 	IoArgs            *ebpf.Map `ebpf:"io_args"`
 	ListenPorts       *ebpf.Map `ebpf:"listen_ports"`
@@ -513,6 +537,8 @@ func (m *netflowMaps) Close() error {
 		m.CgroupPaths,
 		m.Closed,
 		m.Conns,
+		m.DnsAnswers,
+		m.DnsScratch,
 		m.GuardDepth,
 		m.IoArgs,
 		m.ListenPorts,
@@ -529,9 +555,12 @@ func (m *netflowMaps) Close() error {
 //
 // It can be passed to loadNetflowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netflowVariables struct {
+	CaptureDns             *ebpf.Variable `ebpf:"capture_dns"`
 	CookieHelper           *ebpf.Variable `ebpf:"cookie_helper"`
 	SampleTcpHealth        *ebpf.Variable `ebpf:"sample_tcp_health"`
+	SkbReadKernel          *ebpf.Variable `ebpf:"skb_read_kernel"`
 	UnusedCgroupPath       *ebpf.Variable `ebpf:"unused_cgroup_path"`
+	UnusedClassifyDelivery *ebpf.Variable `ebpf:"unused_classify_delivery"`
 	UnusedClassifyState    *ebpf.Variable `ebpf:"unused_classify_state"`
 	UnusedConnDirection    *ebpf.Variable `ebpf:"unused_conn_direction"`
 	UnusedConnFlags        *ebpf.Variable `ebpf:"unused_conn_flags"`
@@ -594,6 +623,7 @@ type netflowPrograms struct {
 	EnetKrUrecv    *ebpf.Program `ebpf:"enet_kr_urecv"`
 	EnetKrUsend    *ebpf.Program `ebpf:"enet_kr_usend"`
 	EnetPrCookie   *ebpf.Program `ebpf:"enet_pr_cookie"`
+	EnetPrSkbread  *ebpf.Program `ebpf:"enet_pr_skbread"`
 	EnetRnRefresh  *ebpf.Program `ebpf:"enet_rn_refresh"`
 	EnetRtCgmkdir  *ebpf.Program `ebpf:"enet_rt_cgmkdir"`
 	EnetRtDestroy  *ebpf.Program `ebpf:"enet_rt_destroy"`
@@ -653,6 +683,7 @@ func (p *netflowPrograms) Close() error {
 		p.EnetKrUrecv,
 		p.EnetKrUsend,
 		p.EnetPrCookie,
+		p.EnetPrSkbread,
 		p.EnetRnRefresh,
 		p.EnetRtCgmkdir,
 		p.EnetRtDestroy,

@@ -27,14 +27,14 @@ func TestDefaultMaxConnectionsIsC(t *testing.T) {
 }
 
 // TestHookTableCoversObject: every program of the BPF object is in the hook
-// table (or is the cookie probe), so none is compiled and never attached,
+// table (or is a load-time probe), so none is compiled and never attached,
 // and no entry of the table lacks its program.
 func TestHookTableCoversObject(t *testing.T) {
 	spec, s, err := loadSpec(DefaultMaxConnections)
 	if err != nil {
 		t.Fatal(err)
 	}
-	used := map[string]bool{s.EnetPrCookie.Name: true}
+	used := map[string]bool{s.EnetPrCookie.Name: true, s.EnetPrSkbread.Name: true}
 	for _, dp := range hookTable(&s.netflowProgramSpecs, true) {
 		for _, c := range dp.candidates {
 			for i, p := range c.programs {

@@ -32,10 +32,13 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 	if err != nil {
 		return conns.Snapshot{}, err
 	}
+	// Before the connections too: a connection's peer was resolved before
+	// it connected, so its name is learnt before the connection is named.
+	dns := t.drainDNS()
 	clk := now()
 	// The open connections are most of a poll: reusing last poll's slice saves
 	// allocating and faulting in 100k Conn values each time (see conns.Source).
-	snap := conns.Snapshot{Time: clk.wall, Active: t.activeBuf[:0], Cgroups: cgroups}
+	snap := conns.Snapshot{Time: clk.wall, Active: t.activeBuf[:0], Cgroups: cgroups, DNS: dns}
 	released := splitRecords(recs, clk, &snap)
 	if err := t.collectReleasedFallback(released); err != nil {
 		return conns.Snapshot{}, err
@@ -48,7 +51,7 @@ func (t *Tracer) Poll(ctx context.Context) (conns.Snapshot, error) {
 		return conns.Snapshot{}, err
 	}
 	t.activeBuf = snap.Active
-	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("udp_sockets_ended", len(released)),
+	t.log.Debug("poll", zap.Int("ring_records", len(recs)), zap.Int("dns_responses", len(dns)), zap.Int("udp_sockets_ended", len(released)),
 		zap.Int("active", len(snap.Active)), zap.Int("closed", len(snap.Closed)))
 	return snap, nil
 }

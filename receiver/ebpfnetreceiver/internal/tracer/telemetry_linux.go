@@ -17,10 +17,10 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		t.log.Warn("read telemetry", zap.Error(err))
 	}
 	t.pendingMu.Lock()
-	lost := t.lost
+	lost := t.lost // and dns_answers records, below
 	t.pendingMu.Unlock()
 	t.pollMu.Lock()
-	restarts, cut := t.restarts+t.table.revisits, t.cgroupPathsCut
+	restarts, cut, lost := t.restarts+t.table.revisits, t.cgroupPathsCut, lost+t.dnsUndecoded
 	t.pollMu.Unlock()
 	return conns.Telemetry{
 		ConnMapFull:       k[netflowTelemetryCounterTELEMETRY_CONN_MAP_FULL],
@@ -38,6 +38,8 @@ func (t *Tracer) Telemetry() conns.Telemetry {
 		Unclassified:      k[netflowTelemetryCounterTELEMETRY_UNCLASSIFIED],
 		ClassifyShort:     k[netflowTelemetryCounterTELEMETRY_CLASSIFY_SHORT],
 		CgroupPathLost:    k[netflowTelemetryCounterTELEMETRY_CGROUP_PATH_LOST] + cut,
+		DNSRingFull:       k[netflowTelemetryCounterTELEMETRY_DNS_RING_FULL],
+		DNSNoSocket:       k[netflowTelemetryCounterTELEMETRY_DNS_NO_SOCKET],
 		KernelSkipped:     t.loader.skippedEvents(k[netflowTelemetryCounterTELEMETRY_RESCUED]),
 	}
 }

@@ -29,7 +29,9 @@ type Tracer struct {
 	// (5.12+); otherwise Conn.Cookie is synthetic where none was assigned yet.
 	cookies bool
 	reader  *ringbuf.Reader
-	log     *zap.Logger
+	// dnsReader reads dns_answers, only from Poll (drainDNS).
+	dnsReader *ringbuf.Reader
+	log       *zap.Logger
 
 	flushed chan struct{} // the reader reached a Flush mark
 	done    chan struct{} // the reader exited
@@ -37,6 +39,9 @@ type Tracer struct {
 	pendingMu sync.Mutex
 	pending   []netflowConnRecord // closed records read from the ring, not yet polled
 	lost      uint64              // records that could not be decoded
+	// dnsUndecoded: dns_answers records too short for their length (never
+	// expected; under pollMu).
+	dnsUndecoded uint64
 
 	pollMu         sync.Mutex    // one poll at a time
 	activeBuf      []conns.Conn  // Snapshot.Active of the last poll, reused by the next
@@ -100,6 +105,13 @@ func New(cfg Config) (*Tracer, error) {
 	if err := specs.SampleTcpHealth.Set(boolByte(!cfg.CloseOnlyTCPHealth)); err != nil {
 		return nil, fmt.Errorf("set variable: %w", err)
 	}
+	if err := specs.CaptureDns.Set(boolByte(cfg.CaptureDNS && cfg.ClassifyProtocols)); err != nil {
+		return nil, fmt.Errorf("set variable: %w", err)
+	}
+	skbRead, err := setSkbReadKernel(specs, spec)
+	if err != nil {
+		return nil, err
+	}
 
 	idle := cfg.UDPIdleTimeout
 	if idle <= 0 {
@@ -120,12 +132,16 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open ring buffer: %w", err), t.loader.close(), t.closeMaps())
 	}
+	t.dnsReader, err = ringbuf.NewReader(t.objs.DnsAnswers)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open dns ring buffer: %w", err), t.reader.Close(), t.loader.close(), t.closeMaps())
+	}
 	go t.readLoop()
 
 	for _, h := range t.hooks {
 		log.Info("ebpfnet hook attached", zap.String("data", h.Data), zap.String("mode", h.Mode), zap.String("hook", h.Hook), zap.String("gives", h.Gives))
 	}
-	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks), zap.Bool("protocol_classification", cfg.ClassifyProtocols), zap.Bool("tcp_health_at_poll", !cfg.CloseOnlyTCPHealth))
+	log.Info("ebpfnet tracer started", zap.Uint32("max_connections", size), zap.Stringer("udp_idle_timeout", idle), zap.String("cgroup2", cgroupPath), zap.Bool("socket_cookies", cookies), zap.String("hooks_option", cfg.Hooks), zap.Bool("protocol_classification", cfg.ClassifyProtocols), zap.Bool("dns_capture", cfg.CaptureDNS && cfg.ClassifyProtocols), zap.Bool("dns_netns_from_socket", skbRead), zap.Bool("tcp_health_at_poll", !cfg.CloseOnlyTCPHealth))
 	return t, nil
 }
 
@@ -140,6 +156,9 @@ func (t *Tracer) Close() error {
 		if t.reader != nil {
 			errs = append(errs, t.reader.Close())
 			<-t.done
+		}
+		if t.dnsReader != nil {
+			errs = append(errs, t.dnsReader.Close())
 		}
 		errs = append(errs, t.closeMaps())
 		t.closeErr = errors.Join(errs...)
