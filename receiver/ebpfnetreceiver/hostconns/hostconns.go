@@ -17,6 +17,7 @@ import (
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/aggregate"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
+	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/dnsnames"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/procinfo"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/tracer"
 )
@@ -54,36 +55,53 @@ type Tracer struct {
 	closed   bool
 	src      conns.Source
 	resolver *procinfo.Resolver
-	prev     map[conns.ID]counts // counters of the open connections at the last poll
+	// names names peers from DNS answers, as the receiver does (nil without
+	// protocol classification, whose programs capture them).
+	names    *dnsnames.Namer
+	prev     map[conns.ID]counts // of the open connections at the last poll
 	prevTime time.Time
 }
 
-// counts are the cumulative counters of one connection that rates are made of.
-type counts struct{ sentBytes, recvBytes, sentPackets, recvPackets uint64 }
+// counts are the cumulative counters of one connection that rates are made
+// of, and the name its peer got when the connection was first seen (kept for
+// its life, as the receiver keeps it).
+type counts struct {
+	sentBytes, recvBytes, sentPackets, recvPackets uint64
+	peerName                                       string
+}
 
 // Open loads and attaches the tracer. Its errors wrap ErrMissingCapability,
 // ErrNoBTF, ErrHookUnavailable or ErrUnsupportedOS when the host cannot run
 // it, and say what is missing. Connections are counted from now on: what a
 // connection open before moved is not in its counters.
 func Open(opts Options) (*Tracer, error) {
+	classify := !opts.NoProtocolClassification
 	t, err := tracer.New(tracer.Config{
 		MaxConnections:    opts.MaxConnections,
-		ClassifyProtocols: !opts.NoProtocolClassification,
-		Logger:            opts.Logger,
+		ClassifyProtocols: classify,
+		// The DNS responses are captured by the classifier's programs.
+		CaptureDNS: classify,
+		Logger:     opts.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return newTracer(t), nil
+	return newTracer(t, classify), nil
 }
 
-func newTracer(src conns.Source) *Tracer {
-	return &Tracer{
+// newTracer names peers from DNS answers when dns says the source captures
+// them, with the receiver's default bounds.
+func newTracer(src conns.Source, dns bool) *Tracer {
+	t := &Tracer{
 		src:      src,
 		resolver: procinfo.New(procinfo.Options{}),
 		prev:     map[conns.ID]counts{},
 		prevTime: time.Now(),
 	}
+	if dns {
+		t.names = dnsnames.NewNamer(dnsnames.Config{MaxEntries: dnsnames.DefaultMaxEntries, Grace: dnsnames.DefaultGrace})
+	}
+	return t
 }
 
 // Close detaches the tracer: nothing of it stays in the kernel. It is
@@ -136,9 +154,12 @@ type Row struct {
 	LocalPort    uint16     `json:"local_port"`
 	PeerAddress  netip.Addr `json:"peer_address"`
 	PeerPort     uint16     `json:"peer_port"`
-	// PeerName is the DNS name the peer's address was resolved from, where
-	// the tracer knows it. The tracer does not record DNS answers yet: it is
-	// always "" until it does; it is never guessed (no reverse lookups).
+	// PeerName is the name an outgoing connection's peer address was
+	// resolved from: a DNS answer its network namespace received (the
+	// receiver's server.address, with its bounds), taken when the connection
+	// is first seen and kept for its life. "" where nobody resolved it, for
+	// incoming connections, and without protocol classification (whose
+	// programs capture the answers); never guessed (no reverse lookups).
 	PeerName string `json:"peer_name"`
 	// ServerPort is the listening side's port (the receiver's server.port).
 	ServerPort uint16 `json:"server_port"`
@@ -214,6 +235,9 @@ func (t *Tracer) Poll(ctx context.Context) (Snapshot, error) {
 		snap.Time = time.Now()
 	}
 	t.resolver.Learn(snap.Cgroups)
+	if t.names != nil {
+		t.names.Apply(&snap) // names the closed ones
+	}
 	out := Snapshot{Time: snap.Time, Interval: snap.Time.Sub(t.prevTime)}
 	out.Rows = make([]Row, 0, len(snap.Active)+len(snap.Closed))
 	resources := map[resourceKey]aggregate.Resource{}
@@ -229,9 +253,17 @@ func (t *Tracer) Poll(ctx context.Context) (Snapshot, error) {
 		// receiver names its resource.
 		res.NameFromComm(c.Comm)
 		resources[rk] = res
+		prev, seen := t.prev[c.ID()]
+		switch {
+		case t.names == nil:
+		case seen: // named when first seen, for its life
+			c.PeerName = prev.peerName
+		case !closed: // a closed one first seen now was named by Apply
+			c.PeerName = t.names.Name(c)
+		}
 		row := rowOf(c, res, closed)
-		cur := counts{c.SentBytes, c.RecvBytes, c.SentPackets, c.RecvPackets}
-		row.setRates(t.prev[c.ID()], cur, out.Interval)
+		cur := counts{c.SentBytes, c.RecvBytes, c.SentPackets, c.RecvPackets, c.PeerName}
+		row.setRates(prev, cur, out.Interval)
 		if !closed {
 			next[c.ID()] = cur
 		}
@@ -278,6 +310,7 @@ func rowOf(c *conns.Conn, res aggregate.Resource, closed bool) Row {
 		LocalPort:       c.Local.Port(),
 		PeerAddress:     c.Peer.Addr().Unmap(),
 		PeerPort:        c.Peer.Port(),
+		PeerName:        c.PeerName,
 		ServerPort:      uint16(key.Int(aggregate.AttrServerPort)),
 		Direction:       c.Direction.String(),
 		Transport:       c.Transport.String(),

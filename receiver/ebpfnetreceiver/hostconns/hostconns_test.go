@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/conns"
 )
@@ -62,7 +63,7 @@ func TestPollRatesAndGroup(t *testing.T) {
 		},
 		tel: conns.Telemetry{ConnMapFull: 3, Classified: 5},
 	}
-	tr := newTracer(src)
+	tr := newTracer(src, false)
 	if _, err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +126,65 @@ func TestStack(t *testing.T) {
 // TestPollAfterClose: a poll that comes after Close (the UI's last tick)
 // gets ErrClosed instead of reading freed maps.
 func TestPollAfterClose(t *testing.T) {
-	tr := newTracer(&fakeSource{snaps: []conns.Snapshot{{}}})
+	tr := newTracer(&fakeSource{snaps: []conns.Snapshot{{}}}, false)
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.Poll(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("poll after close: %v, want ErrClosed", err)
 	}
+}
+
+// TestPeerNames: an outgoing connection to an address a DNS answer of its
+// namespace gave carries the name the client asked for, from the poll that
+// first sees it to its close, though the name expires in between; a
+// connection to an address nobody resolved, and an incoming one, carry none.
+func TestPeerNames(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	named := conn("10.0.0.1:40001", "10.0.0.2:443", conns.DirectionOutgoing, 1000, 500)
+	other := conn("10.0.0.1:40002", "10.0.0.3:443", conns.DirectionOutgoing, 10, 20)
+	in := conn("10.0.0.2:443", "10.0.0.1:40003", conns.DirectionIncoming, 1, 2)
+	answer := conns.DNSResponse{Netns: named.Netns, Msg: dnsAnswer(t, "api.example.test.", netip.MustParseAddr("10.0.0.2"), 1)}
+	answer.Size = len(answer.Msg)
+	later := t0.Add(time.Hour) // past the answer's TTL and the grace
+	src := &fakeSource{snaps: []conns.Snapshot{
+		{Time: t0, DNS: []conns.DNSResponse{answer}, Active: []conns.Conn{named, other, in}},
+		{Time: later, Closed: []conns.Conn{named, other, in}},
+	}}
+	tr := newTracer(src, true)
+	for i, when := range []string{"first seen", "closed after the name expired"} {
+		snap, err := tr.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[uint16]string{}
+		for _, r := range snap.Rows {
+			got[r.LocalPort] = r.PeerName
+		}
+		want := map[uint16]string{40001: "api.example.test", 40002: "", 443: ""}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("poll %d (%s): peer names by local port (-want +got):\n%s", i, when, diff)
+		}
+	}
+}
+
+// dnsAnswer is a DNS response to an A query for name with one answer.
+func dnsAnswer(t *testing.T, name string, addr netip.Addr, ttl uint32) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 1, Response: true})
+	q := dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.StartQuestions())
+	must(b.Question(q))
+	must(b.StartAnswers())
+	must(b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Type: q.Type, Class: q.Class, TTL: ttl}, dnsmessage.AResource{A: addr.As4()}))
+	msg, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }
