@@ -254,16 +254,6 @@ func ssTCP(t *testing.T, port uint16) map[netip.AddrPort]ssInfo {
 	return res
 }
 
-// loopbackRTTBound is what a loopback connection's smoothed RTT stays below:
-// 1 ms on real hardware; the kernel matrix's guests (hostname kmvm, see
-// scripts/kernel-matrix/init.sh) run under qemu's emulation, 5-20x slower.
-func loopbackRTTBound() time.Duration {
-	if h, _ := os.Hostname(); h == "kmvm" {
-		return 25 * time.Millisecond
-	}
-	return time.Millisecond
-}
-
 func parseSSAddr(t *testing.T, s string) netip.AddrPort {
 	t.Helper()
 	s = strings.NewReplacer("[", "", "]", "").Replace(s)
