@@ -11,6 +11,7 @@
 #       container); runc because crun refuses a hybrid cgroup v1+v2 host like this one
 #     util-linux: `setpriv` (the end-to-end tests run the collector unprivileged)
 #     tmux: cmd/nettop's test drives its full-screen view in a tmux pane (send-keys, capture-pane)
+#     ca-certificates: the CA bundle the container image carries (scripts/image-context.sh)
 #     gcc, libc6-dev: cgo, which `go test -race` (make test) needs
 #     nginx-light, redis-server (redis-cli, redis-benchmark), postgresql (initdb, postgres, psql),
 #     mariadb-server and mariadb-client, rabbitmq-server, dnsmasq-base, bind9-dnsutils (dig), curl:
@@ -32,7 +33,7 @@ case "${1:-}" in
 "")
 	pkgs=(clang-19 llvm-19 libbpf-dev bpftool iproute2 nftables util-linux make git gcc libc6-dev
 		nginx-light redis-server redis-tools postgresql mariadb-server mariadb-client rabbitmq-server
-		dnsmasq-base bind9-dnsutils curl conntrack podman runc tmux)
+		dnsmasq-base bind9-dnsutils curl conntrack podman runc tmux ca-certificates)
 	;;
 bench) pkgs=(bpftrace) ;;
 *) die "unknown package set '$1' (none: build and tests; bench: make bench)" ;;
