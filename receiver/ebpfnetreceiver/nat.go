@@ -93,18 +93,10 @@ func (c *core) recordNATStats(ctx context.Context) {
 	}
 	cur, prev := c.nat.stats(), c.lastNAT
 	c.lastNAT = cur
-	for _, d := range []struct {
-		now, was uint64
-		add      func(context.Context, int64)
-	}{
-		{cur.Events, prev.Events, func(ctx context.Context, v int64) { c.telemetry.EbpfnetNatEvents.Add(ctx, v) }},
-		{cur.Lost, prev.Lost, func(ctx context.Context, v int64) { c.telemetry.EbpfnetNatEventsLost.Add(ctx, v) }},
-		{cur.Resyncs, prev.Resyncs, func(ctx context.Context, v int64) { c.telemetry.EbpfnetNatResyncs.Add(ctx, v) }},
-		{cur.NetnsRefused, prev.NetnsRefused, func(ctx context.Context, v int64) { c.telemetry.EbpfnetNatNetnsRefused.Add(ctx, v) }},
-		{cur.Evictions, prev.Evictions, func(ctx context.Context, v int64) { c.telemetry.EbpfnetNatTableEvictions.Add(ctx, v) }},
-	} {
-		if d.now > d.was {
-			d.add(ctx, int64(d.now-d.was))
-		}
-	}
+	addGrowth(ctx,
+		growth{c.telemetry.EbpfnetNatEvents, cur.Events, prev.Events},
+		growth{c.telemetry.EbpfnetNatEventsLost, cur.Lost, prev.Lost},
+		growth{c.telemetry.EbpfnetNatResyncs, cur.Resyncs, prev.Resyncs},
+		growth{c.telemetry.EbpfnetNatNetnsRefused, cur.NetnsRefused, prev.NetnsRefused},
+		growth{c.telemetry.EbpfnetNatTableEvictions, cur.Evictions, prev.Evictions})
 }

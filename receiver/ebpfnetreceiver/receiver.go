@@ -209,9 +209,7 @@ func (c *core) recordTelemetry(ctx context.Context, tel conns.Telemetry, stats a
 	cur, prev := reflect.ValueOf(tel), reflect.ValueOf(c.lastTel)
 	c.lastTel = tel
 	for _, tc := range c.counters {
-		if now, was := cur.Field(tc.field).Uint(), prev.Field(tc.field).Uint(); now > was {
-			tc.counter.Add(ctx, int64(now-was))
-		}
+		addGrowth(ctx, growth{tc.counter, cur.Field(tc.field).Uint(), prev.Field(tc.field).Uint()})
 	}
 	if stats.Overflowed > 0 {
 		c.telemetry.EbpfnetAggregationOverflow.Add(ctx, int64(stats.Overflowed))

@@ -220,33 +220,39 @@ func (c *core) recordDNSStats(ctx context.Context) {
 		return
 	}
 	cur, prev := c.names.Stats(), c.lastDNS
-	for _, d := range []struct {
-		counter   metric.Int64Counter
-		cur, prev uint64
-	}{
-		{c.telemetry.EbpfnetDNSResponses, cur.Responses, prev.Responses},
-		{c.telemetry.EbpfnetDNSAnswers, cur.Answers, prev.Answers},
-		{c.telemetry.EbpfnetDNSParseErrors, cur.ParseErrors, prev.ParseErrors},
-		{c.telemetry.EbpfnetDNSTruncated, cur.Truncated, prev.Truncated},
-		{c.telemetry.EbpfnetDNSEvictions, cur.Evictions, prev.Evictions},
-	} {
-		if d.cur > d.prev {
-			d.counter.Add(ctx, int64(d.cur-d.prev))
+	addGrowth(ctx,
+		growth{c.telemetry.EbpfnetDNSResponses, cur.Responses, prev.Responses},
+		growth{c.telemetry.EbpfnetDNSAnswers, cur.Answers, prev.Answers},
+		growth{c.telemetry.EbpfnetDNSParseErrors, cur.ParseErrors, prev.ParseErrors},
+		growth{c.telemetry.EbpfnetDNSTruncated, cur.Truncated, prev.Truncated},
+		growth{c.telemetry.EbpfnetDNSEvictions, cur.Evictions, prev.Evictions})
+	c.lastDNS = cur
+}
+
+// growth is one cumulative count now and at the last poll, and the
+// telemetry counter its growth goes to.
+type growth struct {
+	counter  metric.Int64Counter
+	now, was uint64
+}
+
+// addGrowth adds what each count grew by to its counter; a count that went
+// back (its source started again) adds nothing.
+func addGrowth(ctx context.Context, gs ...growth) {
+	for _, g := range gs {
+		if g.now > g.was {
+			g.counter.Add(ctx, int64(g.now-g.was))
 		}
 	}
-	c.lastDNS = cur
 }
 
 // recordResolverStats adds what the resolver's counts grew by since the last
 // poll to the receiver's telemetry.
 func (c *core) recordResolverStats(ctx context.Context) {
 	cur := c.resolver.stats()
-	if d := cur.UnknownCgroups - c.lastRes.UnknownCgroups; d > 0 {
-		c.telemetry.EbpfnetCgroupUnknown.Add(ctx, int64(d))
-	}
-	if d := cur.CgroupEvictions - c.lastRes.CgroupEvictions; d > 0 {
-		c.telemetry.EbpfnetCgroupEvictions.Add(ctx, int64(d))
-	}
+	addGrowth(ctx,
+		growth{c.telemetry.EbpfnetCgroupUnknown, cur.UnknownCgroups, c.lastRes.UnknownCgroups},
+		growth{c.telemetry.EbpfnetCgroupEvictions, cur.CgroupEvictions, c.lastRes.CgroupEvictions})
 	c.lastRes = cur
 }
 
