@@ -19,13 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
-	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/privtest"
 )
 
@@ -171,22 +167,7 @@ func TestDNSNamesThroughDnsmasq(t *testing.T) {
 
 	cfg := createDefaultConfig()
 	cfg.CollectionInterval = 200 * time.Millisecond
-	sink := new(consumertest.MetricsSink)
-	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		if bpfCannotLoadHere(err) {
-			privtest.SkipOrFail(t, err)
-		}
-		t.Fatalf("start: %+v", err)
-	}
-	t.Cleanup(func() {
-		if err := r.Shutdown(context.Background()); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	sink := startMetricsReceiver(t, cfg)
 
 	// UDP: Go's resolver, its sockets made in the namespace.
 	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -197,7 +178,10 @@ func TestDNSNamesThroughDnsmasq(t *testing.T) {
 		})
 		return c, err
 	}}
-	var addrs []netip.Addr
+	var (
+		addrs []netip.Addr
+		err   error
+	)
 	deadline := time.Now().Add(10 * time.Second) // dnsmasq starting
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

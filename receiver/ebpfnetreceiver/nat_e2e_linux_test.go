@@ -5,7 +5,6 @@
 package ebpfnetreceiver
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -20,11 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-ebpfnet/otelcol-ebpfnet/receiver/ebpfnetreceiver/internal/metadata"
@@ -91,22 +87,7 @@ func TestEndToEndNAT(t *testing.T) {
 	// One series per connection, to tell each end of each flow apart.
 	io := &cfg.Metrics.EbpfnetConnectionIo
 	io.EnabledAttributes = append(io.EnabledAttributes, metadata.EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, metadata.EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort)
-	sink := new(consumertest.MetricsSink)
-	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		if bpfCannotLoadHere(err) {
-			privtest.SkipOrFail(t, err)
-		}
-		t.Fatalf("start: %+v", err)
-	}
-	defer func() {
-		if err := r.Shutdown(context.Background()); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	sink := startMetricsReceiver(t, cfg)
 
 	const sent, received = 23456, 7890 // bytes each client sends and receives
 	dnat := nn.exchange(t, netip.AddrPortFrom(natServerAddr, natBackendPort), netip.AddrPortFrom(natVIP, natVIPPort), sent, received)

@@ -90,6 +90,31 @@ func TestEndToEndLoopbackBytes(t *testing.T) {
 	}
 }
 
+// startMetricsReceiver starts the metrics receiver of cfg on the real kernel
+// tracer, exporting into the sink it returns, and shuts it down when the test
+// ends. Where the machine cannot run the tracer the test skips (fails under
+// CI); any other start error fails it.
+func startMetricsReceiver(t *testing.T, cfg *Config) *consumertest.MetricsSink {
+	t.Helper()
+	sink := new(consumertest.MetricsSink)
+	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		if bpfCannotLoadHere(err) {
+			privtest.SkipOrFail(t, err)
+		}
+		t.Fatalf("start: %+v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return sink
+}
+
 // bpfCannotLoadHere reports whether a Start error means this machine cannot
 // run the tracer (no privilege, no BTF, not Linux, a kernel hook missing), as
 // opposed to a bug: only those may skip.
