@@ -167,7 +167,7 @@ func TestDNSNamesThroughDnsmasq(t *testing.T) {
 
 	cfg := createDefaultConfig()
 	cfg.CollectionInterval = 200 * time.Millisecond
-	sink := startMetricsReceiver(t, cfg)
+	sink, _ := startMetricsReceiver(t, cfg)
 
 	// UDP: Go's resolver, its sockets made in the namespace.
 	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {

@@ -87,7 +87,7 @@ func TestEndToEndNAT(t *testing.T) {
 	// One series per connection, to tell each end of each flow apart.
 	io := &cfg.Metrics.EbpfnetConnectionIo
 	io.EnabledAttributes = append(io.EnabledAttributes, metadata.EbpfnetConnectionIoMetricAttributeKeyNetworkLocalPort, metadata.EbpfnetConnectionIoMetricAttributeKeyNetworkPeerPort)
-	sink := startMetricsReceiver(t, cfg)
+	sink, _ := startMetricsReceiver(t, cfg)
 
 	const sent, received = 23456, 7890 // bytes each client sends and receives
 	dnat := nn.exchange(t, netip.AddrPortFrom(natServerAddr, natBackendPort), netip.AddrPortFrom(natVIP, natVIPPort), sent, received)

@@ -39,23 +39,7 @@ func TestEndToEndLoopbackBytes(t *testing.T) {
 	bpfFDsBefore := countBPFFDs(t)
 	cfg := createDefaultConfig()
 	cfg.CollectionInterval = 200 * time.Millisecond
-	sink := new(consumertest.MetricsSink)
-	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		if bpfCannotLoadHere(err) {
-			privtest.SkipOrFail(t, err)
-		}
-		t.Fatalf("start: %+v", err) // a bug, wherever the test runs
-	}
-	shutdown := func() {
-		if err := r.Shutdown(context.Background()); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}
-	defer shutdown()
+	sink, shutdown := startMetricsReceiver(t, cfg)
 
 	port := loopbackExchange(t, sent, received)
 
@@ -92,11 +76,12 @@ func TestEndToEndLoopbackBytes(t *testing.T) {
 
 // startMetricsReceiver starts the metrics receiver of cfg on the real kernel
 // tracer, exporting into the sink it returns, and shuts it down when the test
-// ends. Where the machine cannot run the tracer the test skips (fails under
-// CI); any other start error fails it.
-func startMetricsReceiver(t *testing.T, cfg *Config) *consumertest.MetricsSink {
+// ends, or earlier by the shutdown it returns (which may be called again).
+// Where the machine cannot run the tracer the test skips (fails under CI);
+// any other start error fails it.
+func startMetricsReceiver(t *testing.T, cfg *Config) (sink *consumertest.MetricsSink, shutdown func()) {
 	t.Helper()
-	sink := new(consumertest.MetricsSink)
+	sink = new(consumertest.MetricsSink)
 	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, sink)
 	if err != nil {
 		t.Fatal(err)
@@ -105,14 +90,15 @@ func startMetricsReceiver(t *testing.T, cfg *Config) *consumertest.MetricsSink {
 		if bpfCannotLoadHere(err) {
 			privtest.SkipOrFail(t, err)
 		}
-		t.Fatalf("start: %+v", err)
+		t.Fatalf("start: %+v", err) // a bug, wherever the test runs
 	}
-	t.Cleanup(func() {
+	shutdown = func() {
 		if err := r.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-	})
-	return sink
+	}
+	t.Cleanup(shutdown)
+	return sink, shutdown
 }
 
 // bpfCannotLoadHere reports whether a Start error means this machine cannot
